@@ -1,0 +1,172 @@
+"""RFC 9457 problem details: the only error format any service answers with."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from backend.core.request_context import current_request_id
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+logger = logging.getLogger(__name__)
+
+
+class Problem(Exception):
+    """An error the client can act on; ``code`` is stable and documented, ``detail`` is prose."""
+
+    status = 400
+    code = "bad_request"
+    title = "Bad request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        commit: bool = False,
+        **extensions: Any,
+    ) -> None:
+        self.status = status or self.status
+        # A refusal whose only writes are its own security record (audit row, revoked refresh
+        # family) sets commit=True so the request's session keeps them instead of rolling back.
+        self.commit = commit
+        self.code = code or self.code
+        self.title = title or self.title
+        self.detail = detail or self.title
+        self.headers = headers or {}
+        self.extensions = extensions
+        super().__init__(f"{self.code}: {self.detail}")
+
+    def body(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": f"urn:mpac:problem:{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+        }
+        if instance:
+            body["instance"] = instance
+        request_id = current_request_id()
+        if request_id:
+            body["request_id"] = request_id
+        body.update(self.extensions)
+        return body
+
+
+class BadRequest(Problem):
+    status, code, title = 400, "bad_request", "Bad request"
+
+
+class Unauthorized(Problem):
+    status, code, title = 401, "unauthorized", "Authentication required"
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        super().__init__(detail, **kwargs)
+
+
+class Forbidden(Problem):
+    status, code, title = 403, "forbidden", "Not allowed"
+
+
+class NotFound(Problem):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class Conflict(Problem):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class Unprocessable(Problem):
+    status, code, title = 422, "unprocessable", "Unprocessable request"
+
+
+class TooManyRequests(Problem):
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+    def __init__(self, detail: str | None = None, *, retry_after_s: int, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"Retry-After": str(retry_after_s)})
+        super().__init__(detail, retry_after_s=retry_after_s, **kwargs)
+
+
+class ServiceUnavailable(Problem):
+    status, code, title = 503, "service_unavailable", "Service unavailable"
+
+
+def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
+    instance = request.url.path if request is not None else None
+    return JSONResponse(
+        problem.body(instance),
+        status_code=problem.status,
+        headers=problem.headers,
+        media_type=PROBLEM_CONTENT_TYPE,
+    )
+
+
+_HTTP_STATUS_CODES = {
+    400: ("bad_request", "Bad request"),
+    401: ("unauthorized", "Authentication required"),
+    403: ("forbidden", "Not allowed"),
+    404: ("route_not_found", "No such route"),
+    405: ("method_not_allowed", "Method not allowed"),
+    406: ("not_acceptable", "Not acceptable"),
+    413: ("payload_too_large", "Payload too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+}
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Echoing "input" back could repeat a card number or a password into a log or a screen.
+    return [
+        {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type")}
+        for error in exc.errors()
+    ]
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _validation_errors(exc)
+        if any(error["type"] == "json_invalid" for error in errors):
+            problem: Problem = BadRequest(
+                "The request body is not valid JSON.", code="malformed_json", errors=errors
+            )
+        else:
+            problem = Unprocessable(
+                "The request does not match the expected schema.",
+                code="validation_failed",
+                errors=errors,
+            )
+        return problem_response(problem, request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code, title = _HTTP_STATUS_CODES.get(exc.status_code, ("http_error", "HTTP error"))
+        detail = exc.detail if isinstance(exc.detail, str) and exc.detail else title
+        headers = dict(exc.headers) if exc.headers else None
+        problem = Problem(detail, code=code, status=exc.status_code, title=title, headers=headers)
+        return problem_response(problem, request)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        problem = Problem(
+            "An unexpected error occurred; it has been logged.",
+            code="internal_error",
+            status=500,
+            title="Internal server error",
+        )
+        return problem_response(problem, request)

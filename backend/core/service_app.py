@@ -1,0 +1,123 @@
+"""The one way a service's FastAPI app is assembled: resources, errors, health, middleware."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, FastAPI, Request
+from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from backend.core.database import create_engine, create_sessionmaker
+from backend.core.errors import ServiceUnavailable, install_problem_handlers
+from backend.core.jwks import JwksKeySource
+from backend.core.redis import create_redis
+from backend.core.request_context import RequestContextMiddleware
+from backend.core.settings import Settings
+from backend.core.tokens import TokenVerifier
+
+ServiceSetup = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
+
+
+class SecurityHeadersMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                extra = [(n, v) for n, v in _SECURITY_HEADERS if n not in present]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def remote_token_verifier(app: FastAPI) -> TokenVerifier:
+    """Verifies portal-issued tokens through the portal's JWKS (for smarttab and pgw)."""
+    settings: Settings = app.state.settings
+    keys = JwksKeySource(
+        settings.jwks_url,
+        redis=app.state.redis,
+        http=app.state.http,
+        ttl_s=settings.jwks_cache_ttl_s,
+    )
+    return TokenVerifier(
+        keys,
+        issuer=settings.resolved_issuer,
+        audience=settings.token_audience,
+        leeway_s=settings.clock_skew_leeway_s,
+    )
+
+
+def _health_router(service: str) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @router.get("/readyz", summary="Readiness: database and Redis reachable")
+    async def readyz(request: Request) -> dict[str, Any]:
+        try:
+            async with request.app.state.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            await request.app.state.redis.ping()
+        except Exception as exc:
+            raise ServiceUnavailable(
+                f"{service} cannot reach its database or Redis.", code="dependency_unavailable"
+            ) from exc
+        return {"status": "ready", "service": service}
+
+    return router
+
+
+def create_service_app(
+    *,
+    service: str,
+    title: str,
+    settings: Settings,
+    routers: Sequence[APIRouter],
+    setup: ServiceSetup | None = None,
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.service = service
+        app.state.engine = create_engine(settings, application_name=f"mpac-{service}")
+        app.state.sessionmaker = create_sessionmaker(app.state.engine)
+        app.state.redis = create_redis(settings)
+        app.state.http = httpx.AsyncClient()
+        try:
+            async with AsyncExitStack() as stack:
+                if setup is not None:
+                    await stack.enter_async_context(setup(app))
+                yield
+        finally:
+            await app.state.http.aclose()
+            await app.state.redis.aclose()
+            await app.state.engine.dispose()
+
+    app = FastAPI(title=title, version="0.1.0", lifespan=lifespan)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(RequestContextMiddleware)
+    install_problem_handlers(app)
+    app.include_router(_health_router(service))
+    for router in routers:
+        app.include_router(router)
+    return app

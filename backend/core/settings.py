@@ -1,0 +1,89 @@
+"""One settings object for every service, read from ``MPAC_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICE_NAMES = ("portal", "smarttab", "pgw")
+
+
+class Settings(BaseSettings):
+    """Platform configuration.
+
+    ``database_url`` and ``redis_url`` left empty mean "start the embedded servers" (``mpac up``);
+    the services themselves always receive resolved URLs.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MPAC_", extra="ignore")
+
+    database_url: str = ""
+    redis_url: str = ""
+    state_dir: Path = Path(".mpac")
+
+    host: str = "127.0.0.1"
+    portal_port: int = 8010
+    smarttab_port: int = 8020
+    pgw_port: int = 8030
+    # Where the other services reach the portal's JWKS; derived from host/port when empty.
+    portal_url: str = ""
+
+    # Token issuer identifier (the portal's public URL); derived from portal_url when empty.
+    issuer: str = ""
+    token_audience: str = "mpac"
+    human_access_token_ttl_s: int = 15 * 60
+    refresh_token_ttl_s: int = 14 * 24 * 3600
+    device_access_token_ttl_s: int = Field(default=90, ge=60, le=120)
+    client_assertion_max_lifetime_s: int = 300
+    clock_skew_leeway_s: int = 30
+    activation_code_ttl_s: int = 24 * 3600
+    jwks_cache_ttl_s: int = 300
+
+    login_max_failures: int = 5
+    login_failure_window_s: int = 15 * 60
+
+    # Argon2id cost; the defaults follow RFC 9106's second recommended option.
+    password_hash_time_cost: int = 3
+    password_hash_memory_kib: int = 64 * 1024
+
+    # "kid:base64(32 bytes)" entries separated by commas; the first one encrypts.
+    field_encryption_keys: str = ""
+
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    db_pool_timeout_s: float = 5.0
+
+    @field_validator("state_dir")
+    @classmethod
+    def _expand_state_dir(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    def port_of(self, service: str) -> int:
+        ports = {
+            "portal": self.portal_port,
+            "smarttab": self.smarttab_port,
+            "pgw": self.pgw_port,
+        }
+        return ports[service]
+
+    def url_of(self, service: str) -> str:
+        return f"http://{self.host}:{self.port_of(service)}"
+
+    @cached_property
+    def resolved_portal_url(self) -> str:
+        return (self.portal_url or self.url_of("portal")).rstrip("/")
+
+    @cached_property
+    def resolved_issuer(self) -> str:
+        return (self.issuer or self.resolved_portal_url).rstrip("/")
+
+    @property
+    def token_endpoint(self) -> str:
+        return f"{self.resolved_issuer}/oauth2/token"
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.resolved_portal_url}/.well-known/jwks.json"

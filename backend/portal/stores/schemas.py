@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+import zoneinfo
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+def _known_timezone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA time zone {value!r}") from exc
+    return value
+
+
+class StoreCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    merchant_id: uuid.UUID
+    name: str = Field(min_length=1, max_length=200)
+    timezone: str = Field(default="Asia/Tokyo", max_length=64)
+
+    _tz = field_validator("timezone")(_known_timezone)
+
+
+class StoreUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    timezone: str | None = Field(default=None, max_length=64)
+    status: Literal["active", "closed"] | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str | None) -> str | None:
+        return None if value is None else _known_timezone(value)
+
+
+class StoreRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    psp_id: uuid.UUID
+    merchant_id: uuid.UUID
+    name: str
+    timezone: str
+    status: str
+    created_at: dt.datetime

@@ -1,0 +1,28 @@
+"""svc-smarttab: tabs and orders on terminals (filled by the SmartTab issue)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from backend.core.auth import whoami_router
+from backend.core.service_app import create_service_app, remote_token_verifier
+from backend.core.settings import Settings
+
+
+@asynccontextmanager
+async def _setup(app: FastAPI) -> AsyncIterator[None]:
+    app.state.token_verifier = remote_token_verifier(app)
+    yield
+
+
+def create_app(settings: Settings) -> FastAPI:
+    return create_service_app(
+        service="smarttab",
+        title="MPAC svc-smarttab",
+        settings=settings,
+        routers=[whoami_router()],
+        setup=_setup,
+    )
