@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     clock_skew_leeway_s: int = 30
     activation_code_ttl_s: int = 24 * 3600
     jwks_cache_ttl_s: int = 300
+    # How often a portal process rereads its signing keys (a rotation elsewhere shows up then).
+    key_ring_refresh_s: float = 30.0
 
     login_max_failures: int = 5
     login_failure_window_s: int = 15 * 60

@@ -22,8 +22,6 @@ from backend.core.tokens import SigningKey, VerificationKey, generate_signing_ke
 from backend.portal.keys.repository import SigningKeyRepository
 from backend.portal.models import SigningKeyRecord
 
-_RING_REFRESH_S = 30.0
-
 
 def _associated_data(kid: str) -> str:
     return f"portal.signing_keys.private_key:{kid}"
@@ -84,11 +82,18 @@ signing_key_service = SigningKeyService()
 class KeyRing:
     """The keys this portal process signs and verifies with, reloaded from the database.
 
-    Reloads every 30 s and on an unknown kid (throttled), so a rotation made by another process
+    Reloads every ``refresh_s`` and on an unknown kid (throttled), so a rotation made by another process
     or by ``mpac keys rotate`` is picked up without a restart.
     """
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], cipher: FieldCipher) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        cipher: FieldCipher,
+        *,
+        refresh_s: float,
+    ) -> None:
+        self._refresh_s = refresh_s
         self._sessionmaker = sessionmaker
         self._cipher = cipher
         self._signing: SigningKey | None = None
@@ -120,12 +125,12 @@ class KeyRing:
                     await self.load()
 
     async def signing_key(self) -> SigningKey:
-        await self._reload_if_older_than(_RING_REFRESH_S)
+        await self._reload_if_older_than(self._refresh_s)
         assert self._signing is not None
         return self._signing
 
     async def jwks(self) -> list[dict[str, Any]]:
-        await self._reload_if_older_than(_RING_REFRESH_S)
+        await self._reload_if_older_than(self._refresh_s)
         return self._jwks
 
     async def get(self, kid: str) -> VerificationKey | None:

@@ -1,0 +1,201 @@
+"""``mpac up``, ``mpac migrate`` and ``mpac seed``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from backend.core.migrations import upgrade_all
+from backend.core.settings import SERVICE_NAMES, Settings
+from backend.runtime.embedded import (
+    FIELD_KEYS_FILE,
+    Infrastructure,
+    SetupError,
+    derive_settings,
+    ensure_field_encryption_keys,
+    infrastructure,
+    mask_url,
+)
+from backend.runtime.log_setup import LOG_LEVELS, configure_logging
+from backend.runtime.server import (
+    Platform,
+    PlatformError,
+    PlatformStartupError,
+    serve_until_signalled,
+)
+
+logger = logging.getLogger("mpac")
+
+
+class _DemoSeed(Protocol):
+    def lines(self) -> list[str]: ...
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="where embedded data, logs and keys live (default: $MPAC_STATE_DIR or .mpac)",
+    )
+    common.add_argument(
+        "--log-level", choices=LOG_LEVELS, default="info", help="log verbosity (default: info)"
+    )
+
+    up = subparsers.add_parser(
+        "up",
+        parents=[common],
+        help="run all three services until Ctrl-C",
+        description=(
+            "Start portal, smarttab and pgw. PostgreSQL and Redis are embedded unless "
+            "MPAC_DATABASE_URL / MPAC_REDIS_URL name existing servers. Migrates first."
+        ),
+    )
+    up.add_argument("--demo", action="store_true", help="seed the demo tenant and print logins")
+    up.add_argument("--host", help="interface to listen on (default: $MPAC_HOST or 127.0.0.1)")
+    for service in SERVICE_NAMES:
+        up.add_argument(
+            f"--{service}-port",
+            type=int,
+            metavar="N",
+            help=f"port of {service} (default: settings)",
+        )
+    up.set_defaults(handler=cmd_up)
+
+    migrate = subparsers.add_parser(
+        "migrate", parents=[common], help="apply every service's database migrations and exit"
+    )
+    migrate.set_defaults(handler=cmd_migrate)
+
+    seed = subparsers.add_parser(
+        "seed", parents=[common], help="migrate, seed the demo tenant, print its logins and exit"
+    )
+    seed.set_defaults(handler=cmd_seed)
+
+
+def _settings_from(args: argparse.Namespace) -> Settings:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise SetupError(f"invalid MPAC_* environment: {exc}") from exc
+    overrides: dict[str, Any] = {}
+    if args.state_dir is not None:
+        overrides["state_dir"] = args.state_dir
+    if getattr(args, "host", None):
+        overrides["host"] = args.host
+    for service in SERVICE_NAMES:
+        port = getattr(args, f"{service}_port", None)
+        if port is not None:
+            if not 0 < port < 65536:
+                raise SetupError(f"--{service}-port {port} is not a TCP port")
+            overrides[f"{service}_port"] = port
+    if not overrides:
+        return settings
+    try:
+        return derive_settings(settings, **overrides)
+    except ValidationError as exc:
+        raise SetupError(f"invalid option: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Until serving starts, SIGTERM unwinds like Ctrl-C, so embedded servers still stop."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _prepared(args: argparse.Namespace) -> Iterator[Infrastructure]:
+    """Settings, keys, embedded servers and migrations: what every command starts from."""
+    configure_logging(args.log_level)
+    settings = _settings_from(args)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    settings = ensure_field_encryption_keys(settings)
+    with infrastructure(settings) as infra:
+        logger.info("migrating %s", mask_url(infra.settings.database_url))
+        upgrade_all(infra.settings.database_url)
+        yield infra
+
+
+def _run(args: argparse.Namespace, body: Callable[[Infrastructure], int]) -> int:
+    """Run ``body(infra)`` with the shared preparation, turning known failures into status 1."""
+    try:
+        with _sigterm_interrupts(), _prepared(args) as infra:
+            return body(infra)
+    except (SetupError, PlatformStartupError, PlatformError) as exc:
+        logger.error("%s", exc)
+        print(f"mpac: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _seed_demo(settings: Settings) -> _DemoSeed:
+    from backend.portal.seed import seed_demo
+
+    seed: _DemoSeed = asyncio.run(seed_demo(settings))
+    return seed
+
+
+def banner(infra: Infrastructure, demo_lines: Sequence[str] = ()) -> str:
+    settings = infra.settings
+    lines = ["", "MPAC SmartPOS simulator is running. Press Ctrl-C to stop.", ""]
+    for service in SERVICE_NAMES:
+        url = settings.url_of(service)
+        lines.append(f"  {service:<9} {url}   docs {url}/docs   health {url}/healthz")
+    lines.append(f"  {'JWKS':<9} {settings.jwks_url}")
+    lines.append("")
+    for label, text in infra.describe():
+        lines.append(f"  {label:<11} {text}")
+    keys_file = settings.state_dir.resolve() / FIELD_KEYS_FILE
+    if keys_file.exists():
+        lines.append(f"  {'field keys':<11} {keys_file}")
+    if demo_lines:
+        lines.append("")
+        lines.extend(demo_lines)
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _print(text: str) -> None:
+    print(text, flush=True)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    def body(infra: Infrastructure) -> int:
+        demo_lines = _seed_demo(infra.settings).lines() if args.demo else []
+        platform = Platform(infra.settings, log_level=args.log_level)
+        asyncio.run(
+            serve_until_signalled(platform, on_started=lambda: _print(banner(infra, demo_lines)))
+        )
+        logger.info("all services stopped")
+        return 0
+
+    return _run(args, body)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    def body(infra: Infrastructure) -> int:
+        _print(f"migrated {mask_url(infra.settings.database_url)}")
+        return 0
+
+    return _run(args, body)
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    def body(infra: Infrastructure) -> int:
+        _print("\n".join(_seed_demo(infra.settings).lines()))
+        return 0
+
+    return _run(args, body)
