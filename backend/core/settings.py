@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     key_ring_refresh_s: float = 30.0
 
     login_max_failures: int = 5
+    # One address may front a whole store (NAT), so it gets more room than one account.
+    login_max_failures_per_ip: int = 20
     login_failure_window_s: int = 15 * 60
 
     # Argon2id cost; the defaults follow RFC 9106's second recommended option.

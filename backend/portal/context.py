@@ -37,11 +37,10 @@ class PortalContext:
 
     @property
     def login_failures_by_ip(self) -> FixedWindowLimiter:
-        # An address may serve a whole store, so it gets more room than one account.
         return FixedWindowLimiter(
             self.redis,
             "login:ip",
-            limit=self.settings.login_max_failures * 4,
+            limit=self.settings.login_max_failures_per_ip,
             window_s=self.settings.login_failure_window_s,
         )
 
