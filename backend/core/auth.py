@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 
 from backend.core.authz import Permission, Principal, Role, TenantScope
 from backend.core.errors import Forbidden, Unauthorized
 from backend.core.tokens import InvalidToken, TokenVerifier
+
+if TYPE_CHECKING:
+    from backend.core.hmac_signing import ServiceCaller
 
 TOKEN_USE_USER = "user"
 TOKEN_USE_DEVICE = "device"
@@ -55,7 +58,34 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
+# Resolves the tenant a verified service caller acts for; a service that accepts HMAC-signed
+# callers on its bearer routes sets one on app.state.service_scope_resolver.
+ServiceScopeResolver = Callable[[Request, "ServiceCaller"], Awaitable[TenantScope]]
+SERVICE_NAMESPACE = uuid.UUID("6d706163-0000-4000-8000-736572766963")
+
+
+async def _authenticate_service(request: Request, resolver: ServiceScopeResolver) -> Principal:
+    from backend.core.hmac_signing import verify_signed_request
+
+    caller = await verify_signed_request(request)
+    scope = await resolver(request, caller)
+    principal = Principal(
+        kind="service",
+        subject_id=uuid.uuid5(SERVICE_NAMESPACE, caller.caller),
+        role=Role.SERVICE,
+        scope=scope,
+        token_id=None,
+    )
+    request.state.principal = principal
+    return principal
+
+
 async def authenticate(request: Request) -> Principal:
+    resolver: ServiceScopeResolver | None = getattr(
+        request.app.state, "service_scope_resolver", None
+    )
+    if resolver is not None and "x-mpac-signature" in request.headers:
+        return await _authenticate_service(request, resolver)
     token = bearer_token(request)
     verifier: TokenVerifier = request.app.state.token_verifier
     try:

@@ -23,9 +23,12 @@ class Role(StrEnum):
     AUDITOR = "auditor"
     # Not a human role: what a SmartPOS terminal may do with its device access token.
     TERMINAL = "terminal"
+    # Not a human role: another platform service calling with an HMAC signature, acting for the
+    # merchant and store named in its signed tenant headers.
+    SERVICE = "service"
 
 
-HUMAN_ROLES = tuple(role for role in Role if role is not Role.TERMINAL)
+HUMAN_ROLES = tuple(role for role in Role if role not in (Role.TERMINAL, Role.SERVICE))
 
 
 class ScopeLevel(StrEnum):
@@ -41,6 +44,7 @@ ROLE_SCOPE_LEVEL: dict[Role, ScopeLevel] = {
     Role.STORE_MANAGER: ScopeLevel.STORE,
     Role.CASHIER: ScopeLevel.STORE,
     Role.TERMINAL: ScopeLevel.STORE,
+    Role.SERVICE: ScopeLevel.STORE,
 }
 
 
@@ -116,6 +120,18 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             _P.TAB_WRITE,
         }
     ),
+    Role.SERVICE: frozenset(
+        {
+            _P.STORE_READ,
+            _P.PAYMENT_READ,
+            _P.PAYMENT_CREATE,
+            _P.PAYMENT_REFUND,
+            _P.SETTLEMENT_READ,
+            _P.SETTLEMENT_CLOSE,
+            _P.TAB_READ,
+            _P.TAB_WRITE,
+        }
+    ),
 }
 
 # Which roles a user may hand out (creating a user or changing a role), never above their own.
@@ -128,6 +144,7 @@ ASSIGNABLE_ROLES: dict[Role, frozenset[Role]] = {
     Role.CASHIER: frozenset(),
     Role.AUDITOR: frozenset(),
     Role.TERMINAL: frozenset(),
+    Role.SERVICE: frozenset(),
 }
 
 
@@ -174,6 +191,26 @@ ModelT = TypeVar("ModelT")
 RowT = TypeVar("RowT", bound=Any)
 
 
+_LEVELS_TOP_DOWN = (ScopeLevel.PSP, ScopeLevel.MERCHANT, ScopeLevel.STORE)
+
+
+def _check_tenant_levels(model: type[Any], columns: dict[ScopeLevel, str]) -> None:
+    """Fail closed: the levels a model carries must run from the PSP down without a gap.
+
+    Filtering skips the levels a model lacks, so a model without its PSP column would be read
+    unfiltered, and one skipping the merchant would show a merchant every merchant's rows.
+    """
+    if ScopeLevel.PSP not in columns:
+        raise TypeError(f"{model.__name__}.__tenant_columns__ does not name its psp column")
+    carried = [level in columns for level in _LEVELS_TOP_DOWN]
+    if carried != sorted(carried, reverse=True):
+        missing = next(level for level in _LEVELS_TOP_DOWN if level not in columns)
+        raise TypeError(
+            f"{model.__name__}.__tenant_columns__ skips the {missing.value} level; "
+            "tenant levels must run from the psp down without a gap"
+        )
+
+
 def apply_tenant_scope(
     statement: Select[RowT], model: type[Any], scope: TenantScope
 ) -> Select[RowT]:
@@ -185,6 +222,7 @@ def apply_tenant_scope(
     columns: dict[ScopeLevel, str] | None = getattr(model, "__tenant_columns__", None)
     if not columns:
         raise TypeError(f"{model.__name__} declares no __tenant_columns__")
+    _check_tenant_levels(model, columns)
     for level, value in scope.ids().items():
         column_name = columns.get(level)
         if column_name is not None:

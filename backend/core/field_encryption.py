@@ -13,7 +13,9 @@ import secrets
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 _VERSION = "v1"
 _KEY_BYTES = 32
@@ -35,6 +37,14 @@ def _b64decode(text: str) -> bytes:
 def generate_key_spec(kid: str | None = None) -> str:
     """A new ``kid:base64key`` entry for ``MPAC_FIELD_ENCRYPTION_KEYS``."""
     return f"{kid or secrets.token_hex(4)}:{_b64encode(os.urandom(_KEY_BYTES))}"
+
+
+def _parts(token: str) -> tuple[str, str, str, str]:
+    try:
+        version, kid, nonce, sealed = token.split(".")
+    except ValueError as exc:
+        raise FieldDecryptionError("not a field ciphertext") from exc
+    return version, kid, nonce, sealed
 
 
 @dataclass(frozen=True)
@@ -66,22 +76,29 @@ class FieldCipher:
         return ".".join((_VERSION, self.active_kid, _b64encode(nonce), _b64encode(sealed)))
 
     def decrypt(self, token: str, *, associated_data: str) -> str:
-        try:
-            version, kid, nonce, sealed = token.split(".")
-        except ValueError as exc:
-            raise FieldDecryptionError("not a field ciphertext") from exc
+        version, kid, nonce_b64, sealed_b64 = _parts(token)
         if version != _VERSION or kid not in self.keys:
             raise FieldDecryptionError(f"unknown field key {kid!r}")
         try:
-            plain = AESGCM(self.keys[kid]).decrypt(
-                _b64decode(nonce), _b64decode(sealed), associated_data.encode()
-            )
+            nonce, sealed = _b64decode(nonce_b64), _b64decode(sealed_b64)
+        except ValueError as exc:  # binascii.Error is a ValueError
+            raise FieldDecryptionError("ciphertext is not valid base64") from exc
+        if len(nonce) != _NONCE_BYTES:
+            raise FieldDecryptionError("ciphertext nonce has the wrong length")
+        try:
+            plain = AESGCM(self.keys[kid]).decrypt(nonce, sealed, associated_data.encode())
         except InvalidTag as exc:
             raise FieldDecryptionError("ciphertext does not authenticate") from exc
         return plain.decode()
 
+    def derive_key(self, label: str) -> bytes:
+        """A 256-bit key for another purpose (keyed hashes), derived with HKDF from the active key."""
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label.encode()).derive(
+            self.keys[self.active_kid]
+        )
+
     def key_id_of(self, token: str) -> str:
-        return token.split(".")[1]
+        return _parts(token)[1]
 
     def needs_reencryption(self, token: str) -> bool:
         return self.key_id_of(token) != self.active_kid

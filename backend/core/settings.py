@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     portal_port: int = 8010
     smarttab_port: int = 8020
     pgw_port: int = 8030
+    provider_port: int = 8040
     # Where the other services reach the portal's JWKS; derived from host/port when empty.
     portal_url: str = ""
 
@@ -56,6 +57,41 @@ class Settings(BaseSettings):
     # "kid:base64(32 bytes)" entries separated by commas; the first one encrypts.
     field_encryption_keys: str = ""
 
+    # Service-to-service HMAC keys (docs/s2s-auth.md): "caller:kid:secret" entries separated by
+    # commas; a caller signs with its first kid, receivers accept every listed kid (rotation).
+    s2s_keys: str = ""
+    # How far a signed request's timestamp may be from the receiver's clock, either way.
+    s2s_max_skew_s: int = Field(default=300, ge=30, le=3600)
+
+    # The simulated acquirer (backend/provider): the API key pgw sends as a bearer token, the
+    # webhook signing secrets (comma-separated; the first is the current one, every one of them
+    # signs during a rotation), where its webhooks go (empty: pgw's /v1/provider/webhooks) and
+    # the retry delays in seconds after a failed delivery.
+    provider_api_key: str = "sim_sk_test_local"
+    provider_webhook_secrets: str = "whsec_test_local"
+    provider_webhook_url: str = ""
+    provider_webhook_retry_schedule_s: str = "1,5,30,120,600"
+    provider_webhook_timeout_s: float = 5.0
+    # Keys the card fingerprint (HMAC-SHA256 of the PAN): same card, same fingerprint.
+    provider_fingerprint_key: str = "sim_fp_test_local"
+    provider_latency_ms: int = Field(default=0, ge=0)
+    provider_failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    # How long the provider_timeout test card stalls its (already stored) answer.
+    provider_timeout_delay_s: float = Field(default=30.0, ge=0.0)
+    provider_qr_ttl_s: int = Field(default=300, gt=0)
+
+    # pgw: how long it waits for the provider before leaving a payment "processing" for the
+    # reconciler, how long Idempotency-Keys are kept, when a claim left "in progress" by a crashed
+    # request may be taken over, and how often the reconciler looks for stuck payments.
+    pgw_provider_timeout_s: float = 10.0
+    idempotency_retention_s: int = 24 * 3600
+    idempotency_stale_after_s: int = 60
+    reconciler_interval_s: float = 5.0
+    reconciler_min_age_s: float = 5.0
+
+    # How often the portal relays its outbox (directory changes) to pgw.
+    outbox_relay_interval_s: float = 0.5
+
     db_pool_size: int = 10
     db_max_overflow: int = 10
     db_pool_timeout_s: float = 5.0
@@ -65,11 +101,21 @@ class Settings(BaseSettings):
     def _expand_state_dir(cls, value: Path) -> Path:
         return value.expanduser()
 
+    @field_validator("s2s_keys")
+    @classmethod
+    def _check_s2s_keys(cls, value: str) -> str:
+        # A malformed key list fails at start-up, not as a 500 on every signed request.
+        from backend.core.hmac_signing import parse_s2s_keys
+
+        parse_s2s_keys(value)
+        return value
+
     def port_of(self, service: str) -> int:
         ports = {
             "portal": self.portal_port,
             "smarttab": self.smarttab_port,
             "pgw": self.pgw_port,
+            "provider": self.provider_port,
         }
         return ports[service]
 
@@ -91,3 +137,11 @@ class Settings(BaseSettings):
     @property
     def jwks_url(self) -> str:
         return f"{self.resolved_portal_url}/.well-known/jwks.json"
+
+    @property
+    def provider_url(self) -> str:
+        return self.url_of("provider")
+
+    @property
+    def resolved_provider_webhook_url(self) -> str:
+        return self.provider_webhook_url or self.url_of("pgw") + "/v1/provider/webhooks"

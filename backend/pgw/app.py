@@ -1,21 +1,86 @@
-"""mpac-pgw: the payment gateway (filled by the pgw issue)."""
+"""mpac-pgw: the payment gateway (payments, refunds, idempotency, provider webhooks)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from backend.core.auth import whoami_router
+from backend.core.authz import TenantScope
+from backend.core.background import periodic
+from backend.core.field_encryption import FieldCipher
+from backend.core.hmac_signing import ServiceCaller
 from backend.core.service_app import create_service_app, remote_token_verifier
 from backend.core.settings import Settings
+from backend.pgw.connectors.simulated import SimulatedProviderConnector
+from backend.pgw.context import PgwContext
+from backend.pgw.directory.routes import router as directory_router
+from backend.pgw.directory.service import directory_service
+from backend.pgw.idempotency.service import IdempotencyService
+from backend.pgw.partitions import ensure_partitions
+from backend.pgw.payments.routes import router as payments_router
+from backend.pgw.webhooks.routes import router as webhooks_router
+from backend.pgw.webhooks.service import reconciler
+
+logger = logging.getLogger(__name__)
+_PARTITION_CHECK_S = 6 * 3600
 
 
 @asynccontextmanager
 async def _setup(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
     app.state.token_verifier = remote_token_verifier(app)
-    yield
+    cipher = FieldCipher.from_spec(settings.field_encryption_keys)
+    pgw = PgwContext(
+        settings=settings,
+        connector=SimulatedProviderConnector(
+            app.state.http,
+            base_url=settings.provider_url,
+            api_key=settings.provider_api_key,
+            timeout_s=settings.pgw_provider_timeout_s,
+        ),
+        sessionmaker=app.state.sessionmaker,
+        idempotency=IdempotencyService(
+            retention_s=settings.idempotency_retention_s,
+            stale_after_s=settings.idempotency_stale_after_s,
+        ),
+        fingerprint_secret=cipher.derive_key("pgw.idempotency.fingerprint"),
+    )
+    app.state.pgw = pgw
+
+    async def service_scope(request: Request, caller: ServiceCaller) -> TenantScope:
+        async with pgw.sessionmaker() as session:
+            return await directory_service.service_scope(
+                session, caller.merchant_id, caller.store_id
+            )
+
+    app.state.service_scope_resolver = service_scope
+    created = await ensure_partitions(app.state.engine)
+    if created:
+        logger.info("created partitions %s", ", ".join(created))
+    # Only payments older than the provider timeout: younger ones may still get their answer.
+    min_age_s = max(settings.reconciler_min_age_s, settings.pgw_provider_timeout_s + 1)
+
+    async def reconcile() -> None:
+        async with pgw.sessionmaker() as session, session.begin():
+            counts = await reconciler.run_once(session, pgw.connector, min_age_s=min_age_s)
+        if counts:
+            logger.info("reconciler resolved %s", counts)
+
+    async def maintain_partitions() -> None:
+        await ensure_partitions(app.state.engine)
+
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(
+            periodic("pgw-reconciler", settings.reconciler_interval_s, reconcile)
+        )
+        await stack.enter_async_context(
+            periodic("pgw-partitions", _PARTITION_CHECK_S, maintain_partitions)
+        )
+        yield
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -23,6 +88,6 @@ def create_app(settings: Settings) -> FastAPI:
         service="pgw",
         title="MPAC mpac-pgw",
         settings=settings,
-        routers=[whoami_router()],
+        routers=[whoami_router(), payments_router, webhooks_router, directory_router],
         setup=_setup,
     )

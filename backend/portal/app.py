@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 
+from backend.core.background import periodic
 from backend.core.field_encryption import FieldCipher
+from backend.core.hmac_signing import signed_client
 from backend.core.passwords import Passwords
 from backend.core.service_app import create_service_app
 from backend.core.settings import Settings
@@ -20,9 +23,12 @@ from backend.portal.devices.routes import router as devices_router
 from backend.portal.keys.routes import router as keys_router
 from backend.portal.keys.service import KeyRing, signing_key_service
 from backend.portal.merchants.routes import router as merchants_router
+from backend.portal.outbox.service import outbox_relay
 from backend.portal.stores.routes import router as stores_router
 from backend.portal.terminals.routes import router as terminals_router
 from backend.portal.users.routes import router as users_router
+
+logger = logging.getLogger(__name__)
 
 
 @asynccontextmanager
@@ -60,7 +66,26 @@ async def _setup(app: FastAPI) -> AsyncIterator[None]:
         )
 
     app.state.on_token_refused = audit_refused_token
-    yield
+
+    try:
+        pgw_client = signed_client(settings, "portal", settings.url_of("pgw"))
+    except LookupError:
+        # Without a key pgw would refuse every delivery; say so once instead of failing each.
+        logger.warning(
+            "no s2s key for caller 'portal' (MPAC_S2S_KEYS): directory sync to pgw is off"
+        )
+        yield
+        return
+
+    async def relay_outbox() -> None:
+        async with app.state.sessionmaker() as session, session.begin():
+            await outbox_relay.deliver_due(session, pgw_client)
+
+    try:
+        async with periodic("portal-outbox-relay", settings.outbox_relay_interval_s, relay_outbox):
+            yield
+    finally:
+        await pgw_client.aclose()
 
 
 def create_app(settings: Settings) -> FastAPI:

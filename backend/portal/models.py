@@ -242,3 +242,38 @@ class SigningKeyRecord(PortalBase):
         DateTime(timezone=True), server_default=func.now()
     )
     retired_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OutboxMessage(PortalBase):
+    """A change other services must learn about, written in the transaction that made it.
+
+    A relay delivers it after commit (HMAC-signed, retried with backoff); its id doubles as the
+    version receivers compare, so a late or repeated delivery never overwrites newer data.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        CheckConstraint(text_enum_check("topic", ("merchant", "store", "terminal")), name="topic"),
+        Index(
+            "ix_outbox_pending",
+            "next_attempt_at",
+            postgresql_where=text("delivered_at IS NULL"),
+        ),
+        Index(None, "psp_id", "merchant_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    topic: Mapped[str] = mapped_column(Text)
+    aggregate_id: Mapped[uuid.UUID] = mapped_column()
+    psp_id: Mapped[uuid.UUID] = mapped_column()
+    merchant_id: Mapped[uuid.UUID | None] = mapped_column()
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)

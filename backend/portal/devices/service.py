@@ -31,6 +31,7 @@ from backend.portal.devices.repository import DeviceCredentialRepository
 from backend.portal.devices.schemas import DeviceToken, Enrollment, EnrollmentRequest
 from backend.portal.devices.scope import terminal_scope
 from backend.portal.models import Terminal
+from backend.portal.outbox.service import directory_outbox
 from backend.portal.terminals.activation import hash_activation_code
 
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -114,6 +115,7 @@ class DeviceService:
         terminal.key_thumbprint = thumbprint
         terminal.status = "active"
         terminal.enrolled_at = now
+        await directory_outbox.terminal_changed(session, terminal)
         terminal.activation_code_used_at = now
         await session.flush()
         await audit_log.record(
@@ -177,17 +179,26 @@ class DeviceService:
                 f"Authenticate with client_assertion_type={CLIENT_ASSERTION_TYPE} and a "
                 "client_assertion (private_key_jwt).",
             )
-        terminal: Terminal | None = None
+        # The terminal the assertion claims to come from, once looked up: a refusal about it is
+        # recorded in its tenant, where its owner's auditors can see it.
+        claimed: Terminal | None = None
         try:
-            terminal = await self._verify_assertion(session, portal, client_assertion, client_id)
+            header, subject, claimed = await self._claimed_client(
+                session, client_assertion, client_id
+            )
+            terminal = await self._verify_assertion(
+                portal, claimed, header, subject, client_assertion
+            )
         except InvalidToken as refusal:
             await audit_log.record(
                 session,
                 AuditEventType.DEVICE_TOKEN_REFUSED,
                 outcome="failure",
-                actor_type="device" if terminal else "anonymous",
-                actor_id=terminal.id if terminal else client_id,
-                scope=terminal_scope(terminal) if terminal else None,
+                actor_type="device" if claimed else "anonymous",
+                actor_id=claimed.id if claimed else client_id,
+                scope=terminal_scope(claimed) if claimed else None,
+                target_type="terminal" if claimed else None,
+                target_id=claimed.id if claimed else None,
                 reason=refusal.reason,
             )
             raise _oauth_error(
@@ -207,14 +218,10 @@ class DeviceService:
         )
         return DeviceToken(access_token=access.token, expires_in=access.expires_in_s)
 
-    async def _verify_assertion(
-        self,
-        session: AsyncSession,
-        portal: PortalContext,
-        assertion: str,
-        client_id: str | None,
-    ) -> Terminal:
-        settings = portal.settings
+    async def _claimed_client(
+        self, session: AsyncSession, assertion: str, client_id: str | None
+    ) -> tuple[dict[str, Any], str, Terminal]:
+        """The terminal an assertion names, before anything about the assertion is trusted."""
         header = unverified_header(assertion)
         try:
             unverified = jwt.decode(assertion, options={"verify_signature": False})
@@ -230,7 +237,20 @@ class DeviceService:
         except ValueError as exc:
             raise InvalidToken("unknown_client", "no such client") from exc
         terminal = await DeviceCredentialRepository(session).by_client_id(terminal_id)
-        if terminal is None or terminal.status == "decommissioned":
+        if terminal is None:
+            raise InvalidToken("unknown_client", "no such client")
+        return header, subject, terminal
+
+    async def _verify_assertion(
+        self,
+        portal: PortalContext,
+        terminal: Terminal,
+        header: dict[str, Any],
+        subject: str,
+        assertion: str,
+    ) -> Terminal:
+        settings = portal.settings
+        if terminal.status == "decommissioned":
             raise InvalidToken("unknown_client", "no such client")
         if terminal.status == "suspended":
             raise InvalidToken("client_suspended", "the terminal is suspended")

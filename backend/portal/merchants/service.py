@@ -11,6 +11,7 @@ from backend.portal.audit.service import AuditEventType, audit_log
 from backend.portal.merchants.repository import MerchantRepository
 from backend.portal.merchants.schemas import BankAccount, MerchantCreate, MerchantUpdate
 from backend.portal.models import Merchant
+from backend.portal.outbox.service import directory_outbox
 
 
 def _bank_account_ad(merchant_id: uuid.UUID) -> str:
@@ -41,6 +42,7 @@ class MerchantService:
             target_type="merchant",
             target_id=merchant.id,
         )
+        await directory_outbox.merchant_changed(session, merchant)
         return merchant
 
     async def update(
@@ -72,6 +74,7 @@ class MerchantService:
                 detail={"last4": merchant.bank_account_last4},
             )
         await session.flush()
+        await directory_outbox.merchant_changed(session, merchant)
         return merchant
 
     async def bank_account(

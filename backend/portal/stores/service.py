@@ -8,6 +8,7 @@ from backend.core.authz import Principal, ScopeLevel
 from backend.core.errors import Forbidden, NotFound
 from backend.portal.merchants.service import merchant_service
 from backend.portal.models import Store
+from backend.portal.outbox.service import directory_outbox
 from backend.portal.stores.repository import StoreRepository
 from backend.portal.stores.schemas import StoreCreate, StoreUpdate
 
@@ -27,7 +28,9 @@ class StoreService:
         store = Store(
             psp_id=merchant.psp_id, merchant_id=merchant.id, name=body.name, timezone=body.timezone
         )
-        return await StoreRepository(session, principal.scope).add(store)
+        await StoreRepository(session, principal.scope).add(store)
+        await directory_outbox.store_changed(session, store)
+        return store
 
     async def update(
         self, session: AsyncSession, principal: Principal, store_id: uuid.UUID, body: StoreUpdate
@@ -36,6 +39,7 @@ class StoreService:
         for field, value in body.model_dump(exclude_none=True).items():
             setattr(store, field, value)
         await session.flush()
+        await directory_outbox.store_changed(session, store)
         return store
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.authz import Principal
@@ -13,10 +14,15 @@ from backend.core.models import utcnow
 from backend.portal.audit.service import AuditEventType, audit_log
 from backend.portal.devices.scope import terminal_scope
 from backend.portal.models import Terminal
+from backend.portal.outbox.service import directory_outbox
 from backend.portal.stores.service import store_service
 from backend.portal.terminals.activation import hash_activation_code, new_activation_code
 from backend.portal.terminals.repository import TerminalRepository, TerminalSerials
 from backend.portal.terminals.schemas import ActivationCode, TerminalCreate
+
+
+def _serial_taken(serial: str) -> Conflict:
+    return Conflict(f"Serial {serial} is already registered.", code="serial_taken")
 
 
 def _conflict(terminal: Terminal, action: str) -> Conflict:
@@ -43,7 +49,7 @@ class TerminalService:
     ) -> tuple[Terminal, ActivationCode]:
         store = await store_service.get(session, principal, body.store_id)
         if await TerminalSerials(session).serial_taken(body.serial):
-            raise Conflict(f"Serial {body.serial} is already registered.", code="serial_taken")
+            raise _serial_taken(body.serial)
         terminal = Terminal(
             id=uuid.uuid4(),
             psp_id=store.psp_id,
@@ -54,7 +60,13 @@ class TerminalService:
             model=body.model,
         )
         activation = self._new_code(terminal, code_ttl_s)
-        await TerminalRepository(session, principal.scope).add(terminal)
+        try:
+            await TerminalRepository(session, principal.scope).add(terminal)
+        except IntegrityError as exc:
+            # A concurrent registration of the same serial won between the check and the insert.
+            if "uq_terminals_serial" not in str(exc.orig):
+                raise
+            raise _serial_taken(body.serial) from exc
         await audit_log.record(
             session,
             AuditEventType.TERMINAL_REGISTERED,
@@ -64,6 +76,7 @@ class TerminalService:
             target_id=terminal.id,
             detail={"serial": terminal.serial, "store_id": str(store.id)},
         )
+        await directory_outbox.terminal_changed(session, terminal)
         return terminal, activation
 
     async def reissue_activation_code(
@@ -93,10 +106,13 @@ class TerminalService:
         self, session: AsyncSession, principal: Principal, terminal_id: uuid.UUID, reason: str
     ) -> Terminal:
         terminal = await self.get(session, principal, terminal_id)
-        if terminal.status not in ("pending", "active"):
+        # Only an enrolled terminal can obtain tokens, so only it can be suspended (the database
+        # also requires a suspended terminal to hold a key); a pending one is decommissioned.
+        if terminal.status != "active":
             raise _conflict(terminal, "suspended")
         terminal.status, terminal.status_reason = "suspended", reason or None
         await self._record(session, principal, terminal, AuditEventType.TERMINAL_SUSPENDED, reason)
+        await directory_outbox.terminal_changed(session, terminal)
         return terminal
 
     async def reactivate(
@@ -110,6 +126,7 @@ class TerminalService:
         await self._record(
             session, principal, terminal, AuditEventType.TERMINAL_REACTIVATED, reason
         )
+        await directory_outbox.terminal_changed(session, terminal)
         return terminal
 
     async def decommission(
@@ -119,10 +136,12 @@ class TerminalService:
         if terminal.status == "decommissioned":
             raise _conflict(terminal, "decommissioned")
         terminal.status, terminal.status_reason = "decommissioned", reason or None
-        terminal.activation_code_hash = None
+        # The code's hash stays: enrollment refuses it by status, so a device still presenting
+        # it is told the terminal is retired and the refusal is audited against the terminal.
         await self._record(
             session, principal, terminal, AuditEventType.TERMINAL_DECOMMISSIONED, reason
         )
+        await directory_outbox.terminal_changed(session, terminal)
         return terminal
 
     def _new_code(self, terminal: Terminal, ttl_s: int) -> ActivationCode:

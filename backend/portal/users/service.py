@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.authz import ROLE_SCOPE_LEVEL, Principal, Role, ScopeLevel
@@ -16,12 +17,18 @@ from backend.portal.stores.service import store_service
 from backend.portal.users.repository import UserRepository
 from backend.portal.users.schemas import UserCreate, UserUpdate
 
+_EMAIL_INDEX = "uq_users_email_lower"
+
 
 def _may_not_assign(principal: Principal, role: Role) -> Forbidden:
     return Forbidden(
         f"Role {principal.role.value!r} cannot grant or manage the {role.value!r} role.",
         code="role_not_assignable",
     )
+
+
+def _email_taken() -> Conflict:
+    return Conflict("A user with this e-mail already exists.", code="email_taken")
 
 
 class UserService:
@@ -63,7 +70,7 @@ class UserService:
                 )
             merchant_id, store_id = store.merchant_id, store.id
         if await CredentialRepository(session).by_email(body.email) is not None:
-            raise Conflict("A user with this e-mail already exists.", code="email_taken")
+            raise _email_taken()
         user = User(
             psp_id=principal.scope.psp_id,
             merchant_id=merchant_id,
@@ -73,7 +80,14 @@ class UserService:
             password_hash=await passwords.hash(body.password),
             role=role.value,
         )
-        await UserRepository(session, principal.scope).add(user)
+        try:
+            await UserRepository(session, principal.scope).add(user)
+        except IntegrityError as exc:
+            # Two requests for one e-mail both passed the look-up above; the unique index lets
+            # only the first one in.
+            if _EMAIL_INDEX not in str(exc.orig):
+                raise
+            raise _email_taken() from exc
         await audit_log.record(
             session,
             AuditEventType.USER_CREATED,
