@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from backend.core.settings import Settings
+from tests.support.pgw import PayingTerminal, paying_terminal
+
+
+@pytest.fixture
+def paying(test_settings: Settings, portal_client: httpx.Client) -> PayingTerminal:
+    """An enrolled terminal in a fresh tenant's store A, known to pgw, with a device token."""
+    return paying_terminal(test_settings, portal_client)
+
+
+@pytest.fixture
+def other_paying(test_settings: Settings, portal_client: httpx.Client) -> PayingTerminal:
+    """The same, in another tenant: nothing of it may be visible to ``paying``."""
+    return paying_terminal(test_settings, portal_client)
