@@ -80,6 +80,12 @@ async def _authenticate_service(request: Request, resolver: ServiceScopeResolver
     return principal
 
 
+# Opaque WebView payment tokens (docs/payment-tokens.md) start with this; a service that accepts
+# them sets app.state.payment_token_resolver, which answers the Principal or raises a Problem.
+PAYMENT_TOKEN_PREFIX = "pt_"
+PaymentTokenResolver = Callable[[Request, str], Awaitable[Principal]]
+
+
 async def authenticate(request: Request) -> Principal:
     resolver: ServiceScopeResolver | None = getattr(
         request.app.state, "service_scope_resolver", None
@@ -87,6 +93,13 @@ async def authenticate(request: Request) -> Principal:
     if resolver is not None and "x-mpac-signature" in request.headers:
         return await _authenticate_service(request, resolver)
     token = bearer_token(request)
+    payment_token_resolver: PaymentTokenResolver | None = getattr(
+        request.app.state, "payment_token_resolver", None
+    )
+    if payment_token_resolver is not None and token.startswith(PAYMENT_TOKEN_PREFIX):
+        principal = await payment_token_resolver(request, token)
+        request.state.principal = principal
+        return principal
     verifier: TokenVerifier = request.app.state.token_verifier
     try:
         claims = await verifier.verify(token, token_uses=(TOKEN_USE_USER, TOKEN_USE_DEVICE))

@@ -26,9 +26,14 @@ class Role(StrEnum):
     # Not a human role: another platform service calling with an HMAC signature, acting for the
     # merchant and store named in its signed tenant headers.
     SERVICE = "service"
+    # Not a human role: a short-lived WebView payment token (docs/payment-tokens.md), good for
+    # one payment of its store.
+    PAYMENT_TOKEN = "payment_token"
 
 
-HUMAN_ROLES = tuple(role for role in Role if role not in (Role.TERMINAL, Role.SERVICE))
+HUMAN_ROLES = tuple(
+    role for role in Role if role not in (Role.TERMINAL, Role.SERVICE, Role.PAYMENT_TOKEN)
+)
 
 
 class ScopeLevel(StrEnum):
@@ -45,6 +50,7 @@ ROLE_SCOPE_LEVEL: dict[Role, ScopeLevel] = {
     Role.CASHIER: ScopeLevel.STORE,
     Role.TERMINAL: ScopeLevel.STORE,
     Role.SERVICE: ScopeLevel.STORE,
+    Role.PAYMENT_TOKEN: ScopeLevel.STORE,
 }
 
 
@@ -132,6 +138,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             _P.TAB_WRITE,
         }
     ),
+    # Narrowed further per payment by backend/pgw/payment_tokens/service.py.
+    Role.PAYMENT_TOKEN: frozenset({_P.PAYMENT_CREATE, _P.PAYMENT_READ}),
 }
 
 # Which roles a user may hand out (creating a user or changing a role), never above their own.
@@ -145,6 +153,7 @@ ASSIGNABLE_ROLES: dict[Role, frozenset[Role]] = {
     Role.AUDITOR: frozenset(),
     Role.TERMINAL: frozenset(),
     Role.SERVICE: frozenset(),
+    Role.PAYMENT_TOKEN: frozenset(),
 }
 
 
@@ -239,6 +248,10 @@ class Principal:
     role: Role
     scope: TenantScope
     token_id: str | None = None
+    # Only for a payment token (kind "payment_token", subject_id = the token's id): the token's
+    # id and the terminal it was issued to, if a terminal issued it.
+    payment_token_id: uuid.UUID | None = None
+    payment_token_terminal_id: uuid.UUID | None = None
 
     def can(self, permission: Permission) -> bool:
         return permission in ROLE_PERMISSIONS[self.role]
@@ -248,4 +261,6 @@ class Principal:
 
     @property
     def terminal_id(self) -> uuid.UUID | None:
-        return self.subject_id if self.kind == "device" else None
+        if self.kind == "device":
+            return self.subject_id
+        return self.payment_token_terminal_id

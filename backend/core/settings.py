@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SERVICE_NAMES = ("portal", "smarttab", "pgw")
+SERVICE_NAMES = ("portal", "smarttab", "pgw", "provider")
 
 
 class Settings(BaseSettings):
@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     idempotency_stale_after_s: int = 60
     reconciler_interval_s: float = 5.0
     reconciler_min_age_s: float = 5.0
+    # Lifetime of a WebView payment token (docs/payment-tokens.md).
+    payment_token_ttl_s: int = Field(default=300, ge=30, le=3600)
 
     # How often the portal relays its outbox (directory changes) to pgw.
     outbox_relay_interval_s: float = 0.5

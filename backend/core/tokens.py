@@ -77,14 +77,18 @@ def public_jwk(key: PublicKey, *, kid: str | None, algorithm: str) -> dict[str, 
 def verification_key_from_jwk(jwk: Mapping[str, Any], *, kid: str | None = None) -> VerificationKey:
     """Parse a public JWK; the algorithm comes from the key type, never from a token header."""
     kty = jwk.get("kty")
-    if kty == "EC" and jwk.get("crv") == "P-256" and "d" not in jwk:
-        algorithm = "ES256"
-        key: Any = ECAlgorithm.from_jwk(dict(jwk))
-    elif kty == "RSA" and "d" not in jwk:
-        algorithm = "RS256"
-        key = RSAAlgorithm.from_jwk(dict(jwk))
-    else:
-        raise ValueError("only public EC P-256 or RSA keys are accepted")
+    try:
+        if kty == "EC" and jwk.get("crv") == "P-256" and "d" not in jwk:
+            algorithm = "ES256"
+            key: Any = ECAlgorithm.from_jwk(dict(jwk))
+        elif kty == "RSA" and "d" not in jwk:
+            algorithm = "RS256"
+            key = RSAAlgorithm.from_jwk(dict(jwk))
+        else:
+            raise ValueError("only public EC P-256 or RSA keys are accepted")
+    except jwt.InvalidKeyError as exc:
+        # PyJWT's own error for missing or mis-sized members; callers expect ValueError.
+        raise ValueError(f"unusable JWK: {exc}") from exc
     declared = jwk.get("alg")
     if declared is not None and declared != algorithm:
         raise ValueError(f"key declares alg {declared!r}, expected {algorithm}")

@@ -9,7 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI, Request
 
 from backend.core.auth import whoami_router
-from backend.core.authz import TenantScope
+from backend.core.authz import Principal, TenantScope
 from backend.core.background import periodic
 from backend.core.field_encryption import FieldCipher
 from backend.core.hmac_signing import ServiceCaller
@@ -21,7 +21,10 @@ from backend.pgw.directory.routes import router as directory_router
 from backend.pgw.directory.service import directory_service
 from backend.pgw.idempotency.service import IdempotencyService
 from backend.pgw.partitions import ensure_partitions
+from backend.pgw.payment_tokens.routes import router as payment_tokens_router
+from backend.pgw.payment_tokens.service import payment_token_service
 from backend.pgw.payments.routes import router as payments_router
+from backend.pgw.settlement.routes import router as settlement_router
 from backend.pgw.webhooks.routes import router as webhooks_router
 from backend.pgw.webhooks.service import reconciler
 
@@ -58,6 +61,11 @@ async def _setup(app: FastAPI) -> AsyncIterator[None]:
             )
 
     app.state.service_scope_resolver = service_scope
+
+    async def payment_token(request: Request, token: str) -> Principal:
+        return await payment_token_service.resolve(pgw.sessionmaker, token)
+
+    app.state.payment_token_resolver = payment_token
     created = await ensure_partitions(app.state.engine)
     if created:
         logger.info("created partitions %s", ", ".join(created))
@@ -88,6 +96,13 @@ def create_app(settings: Settings) -> FastAPI:
         service="pgw",
         title="MPAC mpac-pgw",
         settings=settings,
-        routers=[whoami_router(), payments_router, webhooks_router, directory_router],
+        routers=[
+            whoami_router(),
+            payments_router,
+            payment_tokens_router,
+            webhooks_router,
+            directory_router,
+            settlement_router,
+        ],
         setup=_setup,
     )

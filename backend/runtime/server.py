@@ -54,6 +54,11 @@ def load_app(service: str, settings: Settings) -> ASGIApp:
     return app
 
 
+if not hasattr(uvicorn.Server, "capture_signals"):  # pragma: no cover - guards an upgrade
+    # Without this hook every server would install its own SIGINT handler again.
+    raise ImportError(f"uvicorn {uvicorn.__version__} has no Server.capture_signals to override")
+
+
 class _Server(uvicorn.Server):
     """A uvicorn server that leaves signal handling to :class:`Platform`'s caller."""
 
@@ -140,7 +145,7 @@ class _Service:
 
 
 class Platform:
-    """Runs the services' uvicorn servers in the current event loop.
+    """Runs the services' uvicorn servers in the current event loop; one :meth:`serve` each.
 
     :meth:`request_exit` may be called from any thread: uvicorn polls ``should_exit``.
     """
@@ -236,6 +241,7 @@ class Platform:
             service.task = asyncio.create_task(self._run_one(service), name=f"mpac-{service.name}")
         tasks = {service.task for service in services if service.task is not None}
         all_started = False
+        ended_first: list[str] = []
         try:
             while not self._exit_requested:
                 done, _ = await asyncio.wait(
@@ -248,13 +254,16 @@ class Platform:
                     break
             if all_started:
                 logger.info("all services started: %s", ", ".join(self.services))
-                if on_started is not None:
+                # A stop requested while starting wins: announcing URLs now would mislead.
+                if on_started is not None and not self._exit_requested:
                     on_started()
-                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                ended, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                ended_first = [service.name for service in services if service.task in ended]
             exit_was_requested = self._exit_requested
             self.request_exit()
             await asyncio.gather(*tasks)
-        except asyncio.CancelledError:
+        except BaseException:
+            # Cancelled, or on_started raised: nothing may outlive this call.
             self.request_exit(force=True)
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
@@ -271,8 +280,7 @@ class Platform:
         if failures:
             raise PlatformError("; ".join(failures))
         if all_started and not exit_was_requested:
-            stopped = [service.name for service in services if service.task and service.task.done()]
-            raise PlatformError(f"stopped on its own: {', '.join(stopped)}")
+            raise PlatformError(f"stopped on its own: {', '.join(ended_first)}")
 
 
 @contextlib.contextmanager

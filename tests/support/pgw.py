@@ -159,3 +159,34 @@ def simulate_qr(settings: Settings, payment_id: str, outcome: str) -> dict[str, 
         )
         assert response.status_code == 200, response.text
         return dict(response.json())
+
+
+def close_settlement(
+    pgw: httpx.Client,
+    headers: dict[str, str],
+    body: dict[str, Any] | None = None,
+    *,
+    key: str | None = None,
+) -> httpx.Response:
+    """``POST /v1/settlements/close`` (end-of-day close); a device closes itself by default."""
+    return pgw.post(
+        "/v1/settlements/close",
+        json=body or {},
+        headers={**headers, "Idempotency-Key": key or uuid.uuid4().hex},
+    )
+
+
+def refund(
+    pgw: httpx.Client,
+    headers: dict[str, str],
+    payment_id: str,
+    amount: int | None = None,
+    *,
+    key: str | None = None,
+) -> httpx.Response:
+    """``POST /v1/payments/{id}/refunds``; ``amount`` None refunds all that is left."""
+    return pgw.post(
+        f"/v1/payments/{payment_id}/refunds",
+        json={} if amount is None else {"amount": amount},
+        headers={**headers, "Idempotency-Key": key or uuid.uuid4().hex},
+    )

@@ -15,6 +15,7 @@ from backend.pgw.context import PgwDep
 from backend.pgw.idempotency.http import Outcome, run_idempotent
 from backend.pgw.idempotency.service import Claim
 from backend.pgw.models import Payment
+from backend.pgw.payment_tokens.service import refuse_payment_token
 from backend.pgw.payments.repository import PaymentRepository, RefundRepository
 from backend.pgw.payments.schemas import (
     CaptureRequest,
@@ -148,6 +149,7 @@ async def list_payments(
     ),
     limit: int = Query(default=50, ge=1, le=200),
 ) -> PaymentPage:
+    refuse_payment_token(principal, "list payments")
     rows, cursor = await PaymentRepository(session, principal.scope).search(
         store_id=store_id,
         terminal_id=terminal_id,
@@ -201,6 +203,8 @@ async def capture_payment(
     pgw: PgwDep,
     principal: CanCreate,
 ) -> JSONResponse:
+    refuse_payment_token(principal, "capture a payment")
+
     async def execute(claim: Claim) -> Outcome:
         payment = await payment_service.capture(session, pgw.connector, principal, payment_id, body)
         return 200, payment_read(payment), True

@@ -31,6 +31,7 @@ from backend.pgw.connectors.base import (
 )
 from backend.pgw.directory.service import PayingPoint, directory_service
 from backend.pgw.models import Payment, PaymentEvent, Refund
+from backend.pgw.payment_tokens.service import enforce_on_create, enforce_on_payment
 from backend.pgw.payments.repository import PaymentEventWriter, PaymentRepository, RefundRepository
 from backend.pgw.payments.schemas import CaptureRequest, PaymentCreate, RefundCreate
 from backend.pgw.payments.states import PaymentStatus, can_transition
@@ -139,6 +140,7 @@ class PaymentService:
         )
         if payment is None:
             raise NotFound(f"Payment {payment_id} does not exist.", code="payment_not_found")
+        await enforce_on_payment(session, principal, payment)
         return payment
 
     async def paying_point(
@@ -180,7 +182,9 @@ class PaymentService:
         async with sessionmaker() as session, session.begin():
             existing = await PaymentRepository(session, principal.scope).get(payment_id)
             if existing is not None:
+                await enforce_on_payment(session, principal, existing)
                 return existing, True
+            await enforce_on_create(session, principal, body, payment_id)
             point = await self.paying_point(session, principal, body)
             created_at = uuid7_time(payment_id)
             payment = Payment(

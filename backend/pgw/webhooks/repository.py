@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -49,7 +49,11 @@ class ProviderPaymentRepository(Repository[Payment]):
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def lock_stuck_processing(
-        self, *, older_than: dt.datetime, limit: int
+        self,
+        *,
+        older_than: dt.datetime,
+        limit: int,
+        payment_ids: Collection[uuid.UUID] | None = None,
     ) -> Sequence[Payment]:
         statement = (
             select(Payment)
@@ -58,4 +62,6 @@ class ProviderPaymentRepository(Repository[Payment]):
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
+        if payment_ids is not None:
+            statement = statement.where(Payment.id.in_(list(payment_ids)))
         return (await self.session.execute(statement)).scalars().all()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -123,12 +125,14 @@ class Reconciler:
         *,
         min_age_s: float,
         limit: int = 50,
+        payment_ids: Collection[uuid.UUID] | None = None,
     ) -> dict[str, int]:
-        import datetime as dt
-
+        """One pass; ``payment_ids`` limits it to those payments (an operator's targeted run)."""
         counts: dict[str, int] = {}
         stuck = await ProviderPaymentRepository(session).lock_stuck_processing(
-            older_than=utcnow() - dt.timedelta(seconds=min_age_s), limit=limit
+            older_than=utcnow() - dt.timedelta(seconds=min_age_s),
+            limit=limit,
+            payment_ids=payment_ids,
         )
         for payment in stuck:
             result = await self._resolve(session, connector, payment)

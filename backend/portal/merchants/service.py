@@ -1,17 +1,20 @@
 from __future__ import annotations
 
+import logging
 import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.authz import Permission, Principal, ScopeLevel, TenantScope
-from backend.core.errors import Forbidden, NotFound
-from backend.core.field_encryption import FieldCipher
+from backend.core.errors import Conflict, Forbidden, NotFound
+from backend.core.field_encryption import FieldCipher, FieldDecryptionError
 from backend.portal.audit.service import AuditEventType, audit_log
 from backend.portal.merchants.repository import MerchantRepository
 from backend.portal.merchants.schemas import BankAccount, MerchantCreate, MerchantUpdate
 from backend.portal.models import Merchant
 from backend.portal.outbox.service import directory_outbox
+
+logger = logging.getLogger(__name__)
 
 
 def _bank_account_ad(merchant_id: uuid.UUID) -> str:
@@ -91,18 +94,40 @@ class MerchantService:
             )
         if merchant.bank_account_ciphertext is None:
             raise NotFound("No bank account is on file.", code="bank_account_not_found")
-        plaintext = cipher.decrypt(
-            merchant.bank_account_ciphertext, associated_data=_bank_account_ad(merchant.id)
-        )
+        scope = TenantScope(psp_id=merchant.psp_id, merchant_id=merchant.id)
+        try:
+            plaintext = cipher.decrypt(
+                merchant.bank_account_ciphertext, associated_data=_bank_account_ad(merchant.id)
+            )
+            account = BankAccount.model_validate_json(plaintext)
+        except (FieldDecryptionError, ValueError) as exc:
+            # Tampered (e.g. copied from another row), damaged, or under a key no longer held:
+            # a security event, not a crash. The client can only replace the account.
+            logger.warning("bank account of merchant %s does not decrypt: %s", merchant.id, exc)
+            await audit_log.record(
+                session,
+                AuditEventType.MERCHANT_BANK_ACCOUNT_VIEWED,
+                outcome="failure",
+                actor=principal,
+                scope=scope,
+                target_type="merchant",
+                target_id=merchant.id,
+                reason="ciphertext_invalid",
+            )
+            raise Conflict(
+                "The bank account on file cannot be read; set it again with PATCH.",
+                code="bank_account_unreadable",
+                commit=True,
+            ) from exc
         await audit_log.record(
             session,
             AuditEventType.MERCHANT_BANK_ACCOUNT_VIEWED,
             actor=principal,
-            scope=TenantScope(psp_id=merchant.psp_id, merchant_id=merchant.id),
+            scope=scope,
             target_type="merchant",
             target_id=merchant.id,
         )
-        return BankAccount.model_validate_json(plaintext)
+        return account
 
     def _set_bank_account(
         self, merchant: Merchant, cipher: FieldCipher, account: BankAccount

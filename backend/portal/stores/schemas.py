@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 import zoneinfo
 from typing import Literal
@@ -8,11 +9,17 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
+@functools.cache
+def _iana_time_zones() -> frozenset[str]:
+    # ZoneInfo() opens any TZif file of the zoneinfo tree, including the host's own "localtime"
+    # and the leap-second and POSIX copies ("right/...", "posix/...", "posixrules"): names that
+    # are no IANA zone and would give another local time than the one they suggest.
+    return frozenset(zoneinfo.available_timezones() - {"localtime"})
+
+
 def _known_timezone(value: str) -> str:
-    try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown IANA time zone {value!r}") from exc
+    if value not in _iana_time_zones():
+        raise ValueError(f"unknown IANA time zone {value!r}")
     return value
 
 

@@ -118,7 +118,7 @@ def test_a_retry_after_a_lost_response_charges_once(
     assert len(listed.json()["items"]) == 1
 
 
-def test_a_provider_timeout_is_resolved_by_the_reconciler_never_failed(
+def test_a_provider_timeout_is_resolved_later_never_failed(
     paying: PayingTerminal, pgw_client: httpx.Client
 ) -> None:
     first = paying.pay(pgw_client, card_payment("4000000000001034", amount=2500))
@@ -132,7 +132,8 @@ def test_a_provider_timeout_is_resolved_by_the_reconciler_never_failed(
     assert settled["status"] == "captured"
     assert settled["amount_captured"] == 2500
     events = pgw_client.get(f"/v1/payments/{payment_id}/events", headers=paying.headers).json()
-    assert events[-1]["actor"] == "system:reconciler"
+    # Whichever learns first settles it: the provider's webhook or the reconciler's query.
+    assert events[-1]["actor"] in {"system:reconciler", "system:provider"}
     assert events[-1]["to_status"] == "captured"
 
 

@@ -1,0 +1,194 @@
+"""backend.core.errors: every service answers errors as RFC 9457 problem details, never HTML."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from backend.core.errors import (
+    PROBLEM_CONTENT_TYPE,
+    Conflict,
+    Forbidden,
+    TooManyRequests,
+    install_problem_handlers,
+)
+from backend.core.request_context import RequestContextMiddleware
+
+
+def _assert_problem(response: httpx.Response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM_CONTENT_TYPE
+    body = response.json()
+    assert body["status"] == status
+    assert body["code"] == code
+    assert body["type"] == f"urn:mpac:problem:{code}"
+    assert body["title"]
+    assert body["detail"]
+    return body
+
+
+@pytest.fixture(params=["portal", "smarttab", "pgw"])
+def service_client(
+    request: pytest.FixtureRequest,
+    portal_client: httpx.Client,
+    smarttab_client: httpx.Client,
+    pgw_client: httpx.Client,
+) -> httpx.Client:
+    return {"portal": portal_client, "smarttab": smarttab_client, "pgw": pgw_client}[request.param]
+
+
+# --- over HTTP against the running services ---------------------------------------------------
+
+
+def test_unknown_route_is_a_route_not_found_problem(service_client: httpx.Client) -> None:
+    response = service_client.get("/v1/no-such-route")
+    body = _assert_problem(response, 404, "route_not_found")
+    assert body["instance"] == "/v1/no-such-route"
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
+def test_wrong_method_is_a_method_not_allowed_problem_with_allow(
+    service_client: httpx.Client,
+) -> None:
+    response = service_client.delete("/healthz")
+    _assert_problem(response, 405, "method_not_allowed")
+    assert response.headers["allow"] == "GET"
+
+
+def test_problems_carry_the_security_headers(service_client: httpx.Client) -> None:
+    response = service_client.get("/nope")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-frame-options"] == "DENY"
+
+
+def test_a_safe_caller_request_id_is_echoed_into_the_problem(
+    service_client: httpx.Client,
+) -> None:
+    response = service_client.get("/nope", headers={"x-request-id": "trace-1234:abc"})
+    assert response.headers["x-request-id"] == "trace-1234:abc"
+    assert response.json()["request_id"] == "trace-1234:abc"
+
+
+def test_an_unsafe_caller_request_id_is_replaced(service_client: httpx.Client) -> None:
+    response = service_client.get("/nope", headers={"x-request-id": "evil\tvalue<script>"})
+    request_id = response.headers["x-request-id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", request_id)
+    assert response.json()["request_id"] == request_id
+
+
+def test_health_endpoints_answer(service_client: httpx.Client) -> None:
+    assert service_client.get("/healthz").json()["status"] == "ok"
+    assert service_client.get("/readyz").json()["status"] == "ready"
+
+
+# --- the handlers on a bare app ----------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    amount: int
+    password: str
+
+
+def _app() -> FastAPI:
+    app = FastAPI()
+    app.add_middleware(RequestContextMiddleware)
+    install_problem_handlers(app)
+
+    @app.get("/forbidden")
+    async def forbidden() -> None:
+        raise Forbidden("No.", code="permission_denied", permission="merchant:read")
+
+    @app.get("/conflict")
+    async def conflict() -> None:
+        raise Conflict()
+
+    @app.get("/slow-down")
+    async def slow_down() -> None:
+        raise TooManyRequests("Later.", code="too_many_attempts", retry_after_s=42)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("database password is hunter2")
+
+    @app.post("/echo")
+    async def echo(body: _Body) -> dict:
+        return body.model_dump()
+
+    return app
+
+
+class BareClient:
+    """Calls the bare app in-process (ASGI), with app exceptions turned into responses."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        async def call() -> httpx.Response:
+            transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://bare") as client:
+                return await client.request(method, path, **kwargs)
+
+        return asyncio.run(call())
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", path, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def bare() -> BareClient:
+    return BareClient(_app())
+
+
+def test_problem_extensions_are_merged_into_the_body(bare: BareClient) -> None:
+    body = _assert_problem(bare.get("/forbidden"), 403, "permission_denied")
+    assert body["permission"] == "merchant:read"
+    assert body["detail"] == "No."
+
+
+def test_problem_defaults_fill_code_title_and_detail(bare: BareClient) -> None:
+    body = _assert_problem(bare.get("/conflict"), 409, "conflict")
+    assert body["detail"] == body["title"] == "Conflict"
+
+
+def test_too_many_requests_sends_retry_after(bare: BareClient) -> None:
+    response = bare.get("/slow-down")
+    body = _assert_problem(response, 429, "too_many_attempts")
+    assert response.headers["retry-after"] == "42"
+    assert body["retry_after_s"] == 42
+
+
+def test_unexpected_exception_is_a_500_problem_that_hides_the_message(bare: BareClient) -> None:
+    response = bare.get("/boom")
+    body = _assert_problem(response, 500, "internal_error")
+    assert "hunter2" not in response.text
+    assert "RuntimeError" not in response.text
+    assert body["title"] == "Internal server error"
+
+
+def test_malformed_json_is_a_400_malformed_json(bare: BareClient) -> None:
+    response = bare.post(
+        "/echo", content=b'{"amount": 1,', headers={"content-type": "application/json"}
+    )
+    _assert_problem(response, 400, "malformed_json")
+
+
+def test_schema_violation_is_a_422_that_lists_fields_without_echoing_input(
+    bare: BareClient,
+) -> None:
+    response = bare.post("/echo", json={"amount": "lots", "password": ["hunter2-secret"]})
+    body = _assert_problem(response, 422, "validation_failed")
+    assert "hunter2-secret" not in response.text
+    locations = {tuple(error["loc"]) for error in body["errors"]}
+    assert locations == {("body", "amount"), ("body", "password")}
+    assert all(set(error) == {"loc", "msg", "type"} for error in body["errors"])
