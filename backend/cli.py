@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 # Modules that contribute subcommands; add a module here to add a command group.
-COMMAND_GROUPS: tuple[str, ...] = ("backend.runtime.commands",)
+COMMAND_GROUPS: tuple[str, ...] = ("backend.runtime.commands", "backend.portal.keys.commands")
 
 Handler = Callable[[argparse.Namespace], int]
 

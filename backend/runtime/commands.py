@@ -22,6 +22,7 @@ from backend.runtime.embedded import (
     SetupError,
     derive_settings,
     ensure_field_encryption_keys,
+    ensure_s2s_keys,
     infrastructure,
     mask_url,
 )
@@ -40,7 +41,8 @@ class _DemoSeed(Protocol):
     def lines(self) -> list[str]: ...
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def common_options() -> argparse.ArgumentParser:
+    """``--state-dir`` and ``--log-level``, shared by every command that touches the data."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--state-dir",
@@ -51,6 +53,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     common.add_argument(
         "--log-level", choices=LOG_LEVELS, default="info", help="log verbosity (default: info)"
     )
+    return common
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    common = common_options()
 
     up = subparsers.add_parser(
         "up",
@@ -123,14 +130,14 @@ def _prepared(args: argparse.Namespace) -> Iterator[Infrastructure]:
     configure_logging(args.log_level)
     settings = _settings_from(args)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    settings = ensure_field_encryption_keys(settings)
+    settings = ensure_s2s_keys(ensure_field_encryption_keys(settings))
     with infrastructure(settings) as infra:
         logger.info("migrating %s", mask_url(infra.settings.database_url))
         upgrade_all(infra.settings.database_url)
         yield infra
 
 
-def _run(args: argparse.Namespace, body: Callable[[Infrastructure], int]) -> int:
+def run_prepared(args: argparse.Namespace, body: Callable[[Infrastructure], int]) -> int:
     """Run ``body(infra)`` with the shared preparation, turning known failures into status 1."""
     try:
         with _sigterm_interrupts(), _prepared(args) as infra:
@@ -182,7 +189,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         logger.info("all services stopped")
         return 0
 
-    return _run(args, body)
+    return run_prepared(args, body)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -190,7 +197,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         _print(f"migrated {mask_url(infra.settings.database_url)}")
         return 0
 
-    return _run(args, body)
+    return run_prepared(args, body)
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
@@ -198,4 +205,4 @@ def cmd_seed(args: argparse.Namespace) -> int:
         _print("\n".join(_seed_demo(infra.settings).lines()))
         return 0
 
-    return _run(args, body)
+    return run_prepared(args, body)

@@ -12,7 +12,7 @@ import os
 import stat
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +20,15 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from backend.core.field_encryption import FieldCipher, generate_key_spec
+from backend.core.hmac_signing import generate_s2s_key_entry, parse_s2s_keys
 from backend.core.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 FIELD_KEYS_FILE = "field-encryption.keys"
+S2S_KEYS_FILE = "s2s.keys"
+# The services that sign requests to each other on one machine (docs/s2s-auth.md).
+S2S_CALLERS = ("portal", "smarttab", "pgw")
 # How long stopping Redis waits for just-closed client connections to disappear.
 _REDIS_CLIENTS_GRACE_S = 5.0
 
@@ -281,38 +285,61 @@ def ensure_field_encryption_keys(settings: Settings) -> Settings:
     """
     if settings.field_encryption_keys:
         return settings
+    spec = _local_secret(settings, FIELD_KEYS_FILE, generate_key_spec, FieldCipher.from_spec)
+    return derive_settings(settings, field_encryption_keys=spec)
+
+
+def ensure_s2s_keys(settings: Settings) -> Settings:
+    """Settings with service-to-service HMAC keys, kept in ``<state_dir>/s2s.keys``.
+
+    On one machine every service holds every caller's key (each signs as itself and verifies
+    the others); a deployment gives each receiver only the keys of the callers it accepts.
+    """
+    if settings.s2s_keys:
+        return settings
+
+    def generate() -> str:
+        return ",".join(generate_s2s_key_entry(caller) for caller in S2S_CALLERS)
+
+    spec = _local_secret(settings, S2S_KEYS_FILE, generate, parse_s2s_keys)
+    return derive_settings(settings, s2s_keys=spec)
+
+
+def _local_secret(
+    settings: Settings, name: str, generate: Callable[[], str], validate: Callable[[str], object]
+) -> str:
     state_dir = settings.state_dir.expanduser()
     state_dir.mkdir(parents=True, exist_ok=True)
-    key_file = state_dir / FIELD_KEYS_FILE
+    key_file = state_dir / name
     if not key_file.exists():
-        _create_key_file(key_file)
+        _create_key_file(key_file, generate)
     spec = key_file.read_text().strip()
     mode = stat.S_IMODE(key_file.stat().st_mode)
     if mode & 0o077:
         logger.warning("tightening permissions of %s from %o to 600", key_file, mode)
         key_file.chmod(0o600)
     try:
-        FieldCipher.from_spec(spec)
+        validate(spec)
     except ValueError as exc:
         raise SetupError(
-            f"{key_file} does not hold valid field encryption keys ({exc}); restore it from a "
-            "backup, or delete it together with the database it encrypted"
+            f"{key_file} does not hold valid keys ({exc}); restore it from a backup, or delete "
+            "it together with the data it protects"
         ) from exc
-    return derive_settings(settings, field_encryption_keys=spec)
+    return spec
 
 
-def _create_key_file(key_file: Path) -> None:
+def _create_key_file(key_file: Path, generate: Callable[[], str]) -> None:
     # Written aside and hard-linked into place so that a concurrent starter either sees no file
     # or the complete one, and two starters cannot each install a different key.
     partial = key_file.with_name(f".{key_file.name}.{os.getpid()}")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "w") as handle:
-            handle.write(generate_key_spec() + "\n")
+            handle.write(generate() + "\n")
         try:
             os.link(partial, key_file)
         except FileExistsError:
             return
-        logger.info("generated a field encryption key in %s", key_file)
+        logger.info("generated keys in %s", key_file)
     finally:
         partial.unlink(missing_ok=True)

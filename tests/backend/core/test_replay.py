@@ -156,3 +156,57 @@ def test_limiter_counts_concurrent_records_exactly(test_settings: Settings) -> N
     counts, ttl = _with_redis(test_settings, body)
     assert counts == list(range(1, 31))
     assert 0 < ttl <= 60
+
+
+def test_acquire_counts_the_attempt_before_it_happens(test_settings: Settings) -> None:
+    async def body(redis: Redis) -> tuple[int, TooManyRequests]:
+        limiter = FixedWindowLimiter(redis, _namespace(), limit=2, window_s=60)
+        await limiter.acquire("k")
+        await limiter.acquire("k")
+        with pytest.raises(TooManyRequests) as caught:
+            await limiter.acquire("k")
+        return int(await redis.get(limiter._key("k"))), caught.value
+
+    count, refusal = _with_redis(test_settings, body)
+    assert count == 2  # the refused attempt is not counted
+    assert refusal.code == "too_many_attempts"
+    assert 1 <= int(refusal.headers["Retry-After"]) <= 60
+
+
+def test_concurrent_acquires_admit_exactly_the_limit(test_settings: Settings) -> None:
+    async def body(redis: Redis) -> list[bool]:
+        limiter = FixedWindowLimiter(redis, _namespace(), limit=5, window_s=60)
+
+        async def attempt() -> bool:
+            try:
+                await limiter.acquire("k")
+            except TooManyRequests:
+                return False
+            return True
+
+        return list(await asyncio.gather(*(attempt() for _ in range(30))))
+
+    assert _with_redis(test_settings, body).count(True) == 5
+
+
+def test_release_gives_an_attempt_back(test_settings: Settings) -> None:
+    async def body(redis: Redis) -> int:
+        limiter = FixedWindowLimiter(redis, _namespace(), limit=1, window_s=60)
+        await limiter.acquire("k")
+        await limiter.release("k")
+        await limiter.acquire("k")  # allowed again
+        return int(await redis.get(limiter._key("k")))
+
+    assert _with_redis(test_settings, body) == 1
+
+
+def test_release_after_the_window_expired_leaves_no_key_behind(test_settings: Settings) -> None:
+    async def body(redis: Redis) -> tuple[int, int]:
+        limiter = FixedWindowLimiter(redis, _namespace(), limit=3, window_s=60)
+        await limiter.release("never-acquired")
+        return await redis.exists(limiter._key("never-acquired")), await redis.ttl(
+            limiter._key("never-acquired")
+        )
+
+    # A DECR on a missing key would leave -1 forever (no TTL): one free attempt per window.
+    assert _with_redis(test_settings, body) == (0, -2)

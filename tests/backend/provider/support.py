@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import threading
@@ -12,13 +13,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import asyncpg
 import httpx
 
 from backend.core.migrations import upgrade
 from backend.core.settings import Settings
 from backend.runtime.embedded import derive_settings
 from backend.runtime.server import PlatformThread
-from tests.helpers import free_ports
+from tests.helpers import asyncpg_dsn, free_ports
 
 APPROVED_VISA = "4242424242424242"
 CVV = "731"
@@ -225,11 +227,6 @@ def provider_server(base: Settings, **overrides: Any) -> Iterator[ProviderServer
 
 def db_fetch(settings: Settings, sql: str, *args: Any) -> list[dict[str, Any]]:
     """Rows of ``sql`` on the session's database (to check what the provider stored)."""
-    import asyncio
-
-    import asyncpg
-
-    from tests.helpers import asyncpg_dsn
 
     async def fetch() -> list[dict[str, Any]]:
         connection = await asyncpg.connect(asyncpg_dsn(settings.database_url))

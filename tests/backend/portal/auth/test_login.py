@@ -316,6 +316,18 @@ def test_address_is_locked_after_max_failures_per_ip(
         assert _login(bystander, account.email).status_code == 200
 
 
+def test_successful_logins_do_not_use_up_the_address_budget(
+    strict_portal: PlatformThread, own_address: str, account: Account
+) -> None:
+    limit = strict_portal.settings.login_max_failures_per_ip
+    with client_from(strict_portal.portal_url, own_address) as client:
+        for _ in range(2 * limit):
+            assert _login(client, account.email).status_code == 200
+        for _ in range(limit - 1):
+            problem(_login(client, f"{unique('typo')}@example.com"), 401, "invalid_credentials")
+        assert _login(client, account.email).status_code == 200
+
+
 # --- malformed requests -------------------------------------------------------------------------
 
 
