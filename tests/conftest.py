@@ -174,3 +174,11 @@ def smarttab_client(platform: PlatformThread) -> Iterator[httpx.Client]:
 def pgw_client(platform: PlatformThread) -> Iterator[httpx.Client]:
     with _client(platform.pgw_url) as client:
         yield client
+
+
+@pytest.fixture
+def provider_client(platform: PlatformThread, test_settings: Settings) -> Iterator[httpx.Client]:
+    """The simulated acquirer, with its API key (what pgw sends)."""
+    with _client(platform.url_of("provider")) as client:
+        client.headers["authorization"] = f"Bearer {test_settings.provider_api_key}"
+        yield client

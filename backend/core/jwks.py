@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -10,6 +11,7 @@ from typing import Any
 
 import httpx
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from backend.core.tokens import ALLOWED_ALGORITHMS, VerificationKey, verification_key_from_jwk
 
@@ -63,6 +65,7 @@ class JwksKeySource:
         self._keys: dict[str, VerificationKey] = {}
         self._loaded_at = 0.0
         self._fetched_at = 0.0
+        self._fetch_lock = asyncio.Lock()
 
     @property
     def _redis_key(self) -> str:
@@ -72,13 +75,17 @@ class JwksKeySource:
         fresh = time.monotonic() - self._loaded_at < self.ttl_s
         if kid in self._keys and fresh:
             return self._keys[kid]
-        cached = await self.redis.get(self._redis_key)
+        cached = await self._cached_document()
         if cached:
             self._load(json.loads(cached))
             if kid in self._keys:
                 return self._keys[kid]
-        if time.monotonic() - self._fetched_at >= self.min_refetch_interval_s:
-            await self._fetch()
+        # One fetch at a time: lookups arriving while it runs wait for its answer rather than
+        # finding the throttle closed and refusing a valid token.
+        async with self._fetch_lock:
+            answered = kid in self._keys and time.monotonic() - self._loaded_at < self.ttl_s
+            if not answered and time.monotonic() - self._fetched_at >= self.min_refetch_interval_s:
+                await self._fetch()
         return self._keys.get(kid)
 
     async def _fetch(self) -> None:
@@ -91,7 +98,20 @@ class JwksKeySource:
             logger.warning("JWKS fetch from %s failed; keeping the cached keys", self.url)
             return
         self._load(document)
-        await self.redis.set(self._redis_key, json.dumps(document), ex=self.ttl_s)
+        try:
+            await self.redis.set(self._redis_key, json.dumps(document), ex=self.ttl_s)
+        except (RedisError, OSError):
+            logger.warning("could not cache the JWKS in Redis; serving it from memory")
+
+    async def _cached_document(self) -> str | bytes | None:
+        # Redis only shares the document between processes: when it is down, verification
+        # goes on with the in-process copy and direct fetches instead of failing every request.
+        try:
+            cached: str | bytes | None = await self.redis.get(self._redis_key)
+        except (RedisError, OSError):
+            logger.warning("could not read the cached JWKS from Redis")
+            return None
+        return cached
 
     def _load(self, document: Mapping[str, Any]) -> None:
         self._keys = parse_jwks(document)

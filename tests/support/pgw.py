@@ -47,7 +47,7 @@ def service_client(settings: Settings, caller: str, base_url: str) -> httpx.Clie
     )
 
 
-def provider_client(settings: Settings) -> httpx.Client:
+def provider_api(settings: Settings) -> httpx.Client:
     return httpx.Client(
         base_url=settings.provider_url,
         headers={"authorization": f"Bearer {settings.provider_api_key}"},
@@ -151,7 +151,7 @@ def wait_for_status(
 
 def simulate_qr(settings: Settings, payment_id: str, outcome: str) -> dict[str, Any]:
     """What the customer's wallet app does with the QR code (paid, declined, expired)."""
-    with provider_client(settings) as provider:
+    with provider_api(settings) as provider:
         qr = provider.get(f"/v1/qr-payments/by-reference/{payment_id}")
         assert qr.status_code == 200, qr.text
         response = provider.post(

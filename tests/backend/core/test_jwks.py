@@ -16,6 +16,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
+from redis.asyncio import Redis
 
 from backend.core.jwks import JwksKeySource, jwks_document, parse_jwks
 from backend.core.redis import create_redis
@@ -279,3 +280,24 @@ def test_key_dropped_from_the_jwks_is_forgotten_after_the_cache_ttl(
 
     _with_source(test_settings, portal, body, ttl_s=1, min_refetch_interval_s=0.0)
     assert portal.fetches == 2
+
+
+def test_redis_outage_does_not_stop_verification(es_key: SigningKey) -> None:
+    """The Redis copy is only a cache: without it the source fetches from the portal itself."""
+    portal = FakePortal(es_key)
+
+    async def main() -> tuple[Any, Any]:
+        # Nothing listens on port 1: every Redis command fails to connect.
+        redis = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+        http = httpx.AsyncClient(transport=httpx.MockTransport(portal.handler))
+        try:
+            source = JwksKeySource("http://portal.test/jwks", redis=redis, http=http, ttl_s=300)
+            return await source.get(es_key.kid), await source.get(es_key.kid)
+        finally:
+            await http.aclose()
+            await redis.aclose()
+
+    first, second = asyncio.run(main())
+    assert first == es_key.verification_key()
+    assert second == es_key.verification_key()
+    assert portal.fetches == 1

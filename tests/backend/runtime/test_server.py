@@ -52,10 +52,13 @@ def test_unknown_route_is_a_problem_document(platform: PlatformThread, service: 
 
 
 def test_the_client_fixtures_point_at_their_services(
-    portal_client: httpx.Client, smarttab_client: httpx.Client, pgw_client: httpx.Client
+    portal_client: httpx.Client,
+    smarttab_client: httpx.Client,
+    pgw_client: httpx.Client,
+    provider_client: httpx.Client,
 ) -> None:
     for client, service in zip(
-        (portal_client, smarttab_client, pgw_client), SERVICE_NAMES, strict=True
+        (portal_client, smarttab_client, pgw_client, provider_client), SERVICE_NAMES, strict=True
     ):
         assert client.get("/healthz").json()["service"] == service
 

@@ -1,4 +1,4 @@
-"""A platform with the simulated provider, and terminals that issue payment tokens."""
+"""Terminals that issue payment tokens, on the session's platform."""
 
 from __future__ import annotations
 
@@ -7,37 +7,16 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from backend.core.migrations import upgrade
-from backend.core.settings import SERVICE_NAMES, Settings
-from backend.runtime.embedded import derive_settings
+from backend.core.settings import Settings
 from backend.runtime.server import PlatformThread
 from tests.backend.pgw.payment_tokens.support import Shop
-from tests.helpers import free_ports
 from tests.support.pgw import paying_terminal
 
 
 @pytest.fixture(scope="session")
-def token_platform(
-    request: pytest.FixtureRequest, test_settings: Settings
-) -> Iterator[PlatformThread]:
-    """The session's platform once it runs the provider; until then one of our own with it."""
-    if "provider" in SERVICE_NAMES:
-        yield request.getfixturevalue("platform")
-        return
-    names = [*SERVICE_NAMES, "provider"]
-    ports = {f"{name}_port": port for name, port in zip(names, free_ports(len(names)), strict=True)}
-    settings = derive_settings(test_settings, **ports)
-    upgrade("provider", settings.database_url)
-    thread = PlatformThread(settings, services=names).start()
-    try:
-        yield thread
-    finally:
-        thread.stop()
-
-
-@pytest.fixture(scope="session")
-def settings(token_platform: PlatformThread) -> Settings:
-    return token_platform.settings
+def settings(platform: PlatformThread) -> Settings:
+    """The session platform's settings (portal, smarttab, pgw and the provider all run)."""
+    return platform.settings
 
 
 def _client(settings: Settings, service: str) -> httpx.Client:

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from backend.core.settings import Settings
-from tests.support.pgw import PayingTerminal, card_payment, provider_client, wait_for_status
+from tests.support.pgw import PayingTerminal, card_payment, provider_api, wait_for_status
 
 
 def test_the_same_key_and_body_replays_the_first_response(
@@ -108,7 +108,7 @@ def test_a_retry_after_a_lost_response_charges_once(
     assert retry.status_code == 201, retry.text
     assert retry.json()["id"] == first.json()["id"]
     assert retry.json()["status"] == "captured"
-    with provider_client(test_settings) as provider:
+    with provider_api(test_settings) as provider:
         charge = provider.get(f"/v1/authorizations/by-reference/{first.json()['id']}")
     assert charge.status_code == 200
     assert charge.json()["amount_captured"] == 1200
@@ -140,7 +140,7 @@ def test_a_provider_timeout_is_resolved_later_never_failed(
 def test_a_provider_outage_fails_the_payment_cleanly(
     test_settings: Settings, paying: PayingTerminal, pgw_client: httpx.Client
 ) -> None:
-    with provider_client(test_settings) as provider:
+    with provider_api(test_settings) as provider:
         assert provider.post("/v1/_control/config", json={"failure_rate": 1.0}).status_code == 200
         try:
             response = paying.pay(pgw_client, card_payment())

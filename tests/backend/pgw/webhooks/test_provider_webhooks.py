@@ -14,7 +14,7 @@ from backend.core.settings import Settings
 from backend.pgw.webhooks.signature import signature_header
 from tests.support.pgw import (
     PayingTerminal,
-    provider_client,
+    provider_api,
     qr_payment,
     simulate_qr,
     wait_for_status,
@@ -87,7 +87,7 @@ def test_a_redelivered_event_applies_once(
 ) -> None:
     simulate_qr(test_settings, waiting_qr["id"], "paid")
     wait_for_status(pgw_client, paying.headers, waiting_qr["id"], {"captured"})
-    with provider_client(test_settings) as provider:
+    with provider_api(test_settings) as provider:
         events = provider.get(
             "/v1/_control/webhooks", params={"reference": waiting_qr["id"]}
         ).json()

@@ -178,6 +178,17 @@ def _without(claim: str) -> Callable[[Forgery], str]:
     return build
 
 
+def _with_embedded_key(f: Forgery, *, kid: str | None) -> str:
+    """Signed by a foreign key that the header itself offers (``jwk``/``jku``): never trusted."""
+    intruder = foreign_key()
+    headers = {
+        "kid": kid or intruder.kid,
+        "jwk": intruder.public_jwk(),
+        "jku": "http://127.0.0.1:9/evil-jwks.json",
+    }
+    return forge(f.claims(), intruder.private_key, headers=headers)
+
+
 def _payload_swapped(f: Forgery) -> str:
     """The signature of a genuine cashier token over a psp_admin payload."""
     header, _, signature = f.signed(role="cashier").split(".")
@@ -216,6 +227,18 @@ ATTACKS: dict[str, tuple[Callable[[Forgery], str], str]] = {
         "token_unknown_kid",
     ),
     "missing_kid": (lambda f: forge(f.claims(), f.key, headers={"kid": None}), "token_missing_kid"),
+    "foreign_key_embedded_as_jwk_header": (
+        lambda f: _with_embedded_key(f, kid=f.key.kid),
+        "token_bad_signature",
+    ),
+    "foreign_key_embedded_with_its_own_kid": (
+        lambda f: _with_embedded_key(f, kid=None),
+        "token_unknown_kid",
+    ),
+    "kid_with_path_and_sql_tricks": (
+        lambda f: forge(f.claims(), f.key, headers={"kid": "../../keys/active' OR '1'='1"}),
+        "token_unknown_kid",
+    ),
     "foreign_es256_key_under_the_real_kid": (
         lambda f: forge(f.claims(), foreign_key().private_key, headers={"kid": f.key.kid}),
         "token_bad_signature",
