@@ -128,6 +128,8 @@ def test_settings(
         # Fast loops so tests see sync, key rotations and reconciliation within a second or so.
         outbox_relay_interval_s=0.1,
         key_ring_refresh_s=1.0,
+        jwks_min_refetch_interval_s=1.0,
+        signing_key_activation_delay_s=1.5,
         reconciler_interval_s=0.5,
         reconciler_min_age_s=0.5,
         pgw_provider_timeout_s=2.0,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 
-from backend.core.authz import Permission, Principal, Role, TenantScope
+from backend.core.authz import HUMAN_ROLES, Permission, Principal, Role, TenantScope
 from backend.core.errors import Forbidden, Unauthorized
 from backend.core.tokens import InvalidToken, TokenVerifier
 
@@ -35,6 +35,8 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
         )
         kind = "device" if claims["token_use"] == TOKEN_USE_DEVICE else "user"
         role = Role.TERMINAL if kind == "device" else Role(claims["role"])
+        if kind == "user" and role not in HUMAN_ROLES:
+            raise ValueError(f"a user token cannot carry the {role.value} role")
         return Principal(
             kind=kind,
             subject_id=uuid.UUID(str(claims["sub"])),

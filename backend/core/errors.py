@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from backend.core.request_context import current_request_id
+from backend.core.request_context import REQUEST_ID_HEADER, current_request_id
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 logger = logging.getLogger(__name__)
@@ -162,11 +162,23 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        request_id = getattr(request.state, "request_id", None)
+        logger.exception(
+            "unhandled error on %s %s (request %s)", request.method, request.url.path, request_id
+        )
         problem = Problem(
             "An unexpected error occurred; it has been logged.",
             code="internal_error",
             status=500,
             title="Internal server error",
         )
-        return problem_response(problem, request)
+        body = problem.body(request.url.path)
+        if request_id:
+            body["request_id"] = request_id
+        # Sent by Starlette's outermost middleware, past the one that adds X-Request-ID.
+        return JSONResponse(
+            body,
+            status_code=500,
+            headers={REQUEST_ID_HEADER: request_id} if request_id else None,
+            media_type=PROBLEM_CONTENT_TYPE,
+        )

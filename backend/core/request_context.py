@@ -38,6 +38,9 @@ class RequestContextMiddleware:
         )
         request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         client = scope.get("client")
+        # Also on the scope: the outermost error handler runs after the context is reset, and a
+        # 500 must still name the request its log line is filed under.
+        scope.setdefault("state", {})["request_id"] = request_id
         id_token = _request_id.set(request_id)
         ip_token = _client_ip.set(client[0] if client else None)
 

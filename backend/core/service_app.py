@@ -56,6 +56,7 @@ def remote_token_verifier(app: FastAPI) -> TokenVerifier:
         redis=app.state.redis,
         http=app.state.http,
         ttl_s=settings.jwks_cache_ttl_s,
+        min_refetch_interval_s=settings.jwks_min_refetch_interval_s,
     )
     return TokenVerifier(
         keys,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_NAMES = ("portal", "smarttab", "pgw", "provider")
@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     jwks_cache_ttl_s: int = 300
     # How often a portal process rereads its signing keys (a rotation elsewhere shows up then).
     key_ring_refresh_s: float = 30.0
+    # Verifiers refetch the JWKS for an unknown kid at most this often (a flood of forged kids
+    # cannot hammer the portal) ...
+    jwks_min_refetch_interval_s: float = Field(default=10.0, ge=0.0)
+    # ... so a new signing key is published this long before the portal signs with it; by then
+    # every verifier may refetch and finds it. Must exceed jwks_min_refetch_interval_s.
+    signing_key_activation_delay_s: float = Field(default=15.0, ge=0.0)
 
     login_max_failures: int = 5
     # One address may front a whole store (NAT), so it gets more room than one account.
@@ -111,6 +117,17 @@ class Settings(BaseSettings):
 
         parse_s2s_keys(value)
         return value
+
+    @model_validator(mode="after")
+    def _new_keys_publish_before_they_sign(self) -> Settings:
+        if self.signing_key_activation_delay_s <= self.jwks_min_refetch_interval_s and (
+            self.jwks_min_refetch_interval_s > 0
+        ):
+            raise ValueError(
+                "signing_key_activation_delay_s must exceed jwks_min_refetch_interval_s, or "
+                "verifiers that fetched the JWKS just before a rotation refuse new tokens"
+            )
+        return self
 
     def port_of(self, service: str) -> int:
         ports = {

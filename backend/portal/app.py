@@ -37,7 +37,12 @@ async def _setup(app: FastAPI) -> AsyncIterator[None]:
     cipher = FieldCipher.from_spec(settings.field_encryption_keys)
     async with app.state.sessionmaker() as session, session.begin():
         await signing_key_service.ensure_active(session, cipher)
-    key_ring = KeyRing(app.state.sessionmaker, cipher, refresh_s=settings.key_ring_refresh_s)
+    key_ring = KeyRing(
+        app.state.sessionmaker,
+        cipher,
+        refresh_s=settings.key_ring_refresh_s,
+        activation_delay_s=settings.signing_key_activation_delay_s,
+    )
     await key_ring.load()
     app.state.key_ring = key_ring
     app.state.portal = PortalContext(

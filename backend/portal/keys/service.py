@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -79,6 +80,20 @@ class SigningKeyService:
 signing_key_service = SigningKeyService()
 
 
+def choose_signing_key(
+    records: Sequence[SigningKeyRecord], *, now: dt.datetime, activation_delay_s: float
+) -> SigningKeyRecord | None:
+    """The key to sign with: the active one once it has been published ``activation_delay_s``;
+    until then the newest retiring one, which every verifier already holds."""
+    active = next((r for r in records if r.status == "active"), None)
+    if active is None:
+        return None
+    if now - active.created_at >= dt.timedelta(seconds=activation_delay_s):
+        return active
+    retiring = [r for r in records if r.status == "retiring"]
+    return max(retiring, key=lambda r: r.created_at) if retiring else active
+
+
 class KeyRing:
     """The keys this portal process signs and verifies with, reloaded from the database.
 
@@ -92,8 +107,10 @@ class KeyRing:
         cipher: FieldCipher,
         *,
         refresh_s: float,
+        activation_delay_s: float = 0.0,
     ) -> None:
         self._refresh_s = refresh_s
+        self._activation_delay_s = activation_delay_s
         self._sessionmaker = sessionmaker
         self._cipher = cipher
         self._signing: SigningKey | None = None
@@ -105,15 +122,17 @@ class KeyRing:
     async def load(self) -> None:
         async with self._sessionmaker() as session:
             records = await SigningKeyRepository(session).published()
-        signing = None
         published: dict[str, VerificationKey] = {}
+        keys: dict[str, SigningKey] = {}
         for record in records:
-            key = _signing_key_of(record, self._cipher)
-            published[record.kid] = key.verification_key()
-            if record.status == "active":
-                signing = key
-        if signing is None:
+            keys[record.kid] = _signing_key_of(record, self._cipher)
+            published[record.kid] = keys[record.kid].verification_key()
+        chosen = choose_signing_key(
+            records, now=utcnow(), activation_delay_s=self._activation_delay_s
+        )
+        if chosen is None:
             raise RuntimeError("no active signing key; the portal creates one at start-up")
+        signing = keys[chosen.kid]
         self._signing, self._published = signing, published
         self._jwks = [dict(record.public_jwk) for record in records]
         self._loaded_at = time.monotonic()

@@ -64,6 +64,10 @@ def test_device_claims_become_a_terminal_whatever_role_they_claim() -> None:
         {"sub": "not-a-uuid"},
         {"role": "superuser"},
         {"role": None},
+        # Roles that are not people's: a user token may not claim them.
+        {"role": "terminal"},
+        {"role": "service"},
+        {"role": "payment_token"},
         {"store_id": STORE, "merchant_id": None},  # a store scope needs its merchant
         {"merchant_id": "nope"},
     ],

@@ -192,3 +192,11 @@ def test_schema_violation_is_a_422_that_lists_fields_without_echoing_input(
     locations = {tuple(error["loc"]) for error in body["errors"]}
     assert locations == {("body", "amount"), ("body", "password")}
     assert all(set(error) == {"loc", "msg", "type"} for error in body["errors"])
+
+
+def test_a_500_still_names_the_request_so_the_log_line_can_be_found(bare: BareClient) -> None:
+    response = bare.get("/boom", headers={"x-request-id": "req-boom-1"})
+
+    body = _assert_problem(response, 500, "internal_error")
+    assert body["request_id"] == "req-boom-1"
+    assert response.headers["x-request-id"] == "req-boom-1"

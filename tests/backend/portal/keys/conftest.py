@@ -30,6 +30,9 @@ TOKEN_SERVICES = ("portal", "smarttab", "pgw")
 
 # How often the isolated portal rereads its keys: short, so a rotation shows up at once.
 KEY_RING_REFRESH_S = 0.2
+JWKS_MIN_REFETCH_S = 0.5
+# Longer than the refetch interval, as Settings requires: new keys publish before they sign.
+ACTIVATION_DELAY_S = 1.0
 
 
 async def _admin(server_url: str, statement: str) -> None:
@@ -73,6 +76,8 @@ def fresh_settings(
             test_settings,
             database_url=with_database(postgres_server_url, name),
             key_ring_refresh_s=KEY_RING_REFRESH_S,
+            jwks_min_refetch_interval_s=JWKS_MIN_REFETCH_S,
+            signing_key_activation_delay_s=ACTIVATION_DELAY_S,
             **ports,
         )
     finally:

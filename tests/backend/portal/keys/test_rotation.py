@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from tests.backend.portal.keys.conftest import KEY_RING_REFRESH_S, Isolated
 from tests.helpers import wait_until
@@ -112,15 +111,6 @@ def test_rotation_retires_keys_kept_published_long_enough(isolated: Isolated) ->
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "A verifier that fetched the JWKS less than 10 s (JwksKeySource.min_refetch_interval_s) "
-        "before the portal starts signing with a new key refuses new-kid tokens until that "
-        "interval has passed: the portal signs with a key the moment it publishes it."
-    ),
-)
 def test_verifier_that_fetched_just_before_the_rotation_accepts_the_new_kid(
     isolated: Isolated,
 ) -> None:

@@ -15,7 +15,12 @@ from backend.core.database import create_engine, create_sessionmaker
 from backend.core.field_encryption import FieldCipher, FieldDecryptionError
 from backend.core.settings import Settings
 from backend.portal.keys.repository import SigningKeyRepository
-from backend.portal.keys.service import KeyRing, _signing_key_of, signing_key_service
+from backend.portal.keys.service import (
+    KeyRing,
+    _signing_key_of,
+    choose_signing_key,
+    signing_key_service,
+)
 from backend.portal.models import SigningKeyRecord
 from tests.backend.portal.keys.conftest import db_session, rotate
 
@@ -247,3 +252,47 @@ def test_retired_at_is_set_when_the_key_stops_signing(fresh_settings: Settings) 
     assert len(retiring) == 1
     assert retiring[0].retired_at is not None
     assert abs((retiring[0].retired_at - before).total_seconds()) < 60
+
+
+class TestChooseSigningKey:
+    """A new key is published before it signs, so no verifier meets a kid it cannot fetch."""
+
+    NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
+
+    def _record(self, kid: str, status: str, age_s: float) -> SigningKeyRecord:
+        return SigningKeyRecord(
+            kid=kid,
+            algorithm="ES256",
+            private_key_ciphertext="x",
+            public_jwk={},
+            status=status,
+            created_at=self.NOW - dt.timedelta(seconds=age_s),
+        )
+
+    def test_a_fresh_key_waits_while_the_previous_one_keeps_signing(self) -> None:
+        records = [self._record("new", "active", 5), self._record("old", "retiring", 600)]
+        chosen = choose_signing_key(records, now=self.NOW, activation_delay_s=15)
+        assert chosen is not None
+        assert chosen.kid == "old"
+
+    def test_the_new_key_signs_once_published_long_enough(self) -> None:
+        records = [self._record("new", "active", 15), self._record("old", "retiring", 600)]
+        chosen = choose_signing_key(records, now=self.NOW, activation_delay_s=15)
+        assert chosen is not None
+        assert chosen.kid == "new"
+
+    def test_the_first_key_signs_at_once(self) -> None:
+        chosen = choose_signing_key(
+            [self._record("first", "active", 0)], now=self.NOW, activation_delay_s=15
+        )
+        assert chosen is not None
+        assert chosen.kid == "first"
+
+    def test_no_active_key_means_none(self) -> None:
+        records = [self._record("old", "retiring", 600)]
+        assert choose_signing_key(records, now=self.NOW, activation_delay_s=15) is None
+
+
+def test_settings_refuse_a_delay_shorter_than_the_refetch_interval() -> None:
+    with pytest.raises(ValueError, match="signing_key_activation_delay_s"):
+        Settings(jwks_min_refetch_interval_s=10, signing_key_activation_delay_s=5)
