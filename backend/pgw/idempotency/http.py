@@ -26,6 +26,11 @@ from backend.pgw.idempotency.service import (
 Outcome = tuple[int, BaseModel, bool]
 
 
+def caller_identity(principal: Principal) -> str:
+    token = principal.payment_token_id or ""
+    return f"{principal.kind}:{principal.subject_id}:{token}"
+
+
 async def run_idempotent(
     request: Request,
     session: AsyncSession,
@@ -48,7 +53,11 @@ async def run_idempotent(
             operation=operation,
             key=key,
             fingerprint=request_fingerprint(
-                pgw.fingerprint_secret, request.method, request.url.path, payload
+                pgw.fingerprint_secret,
+                caller_identity(principal),
+                request.method,
+                request.url.path,
+                payload,
             ),
         ),
     )

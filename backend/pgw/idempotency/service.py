@@ -66,10 +66,14 @@ def require_key(raw: str | None) -> str:
     return key
 
 
-def request_fingerprint(secret: bytes, method: str, path: str, body: Any) -> str:
-    """Keyed hash of the request: it may contain a card number, so a plain hash won't do."""
+def request_fingerprint(secret: bytes, caller: str, method: str, path: str, body: Any) -> str:
+    """Keyed hash of who asked what: the body may hold a card number, so a plain hash won't do.
+
+    The caller is part of it, so a key reused by another terminal or token of the same merchant
+    is refused (422) instead of handing that caller the first one's response.
+    """
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
-    message = f"{method}\n{path}\n{canonical}".encode()
+    message = f"{caller}\n{method}\n{path}\n{canonical}".encode()
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 

@@ -8,7 +8,14 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 from backend.core.settings import Settings
-from tests.support.pgw import PayingTerminal, card_payment, provider_api, wait_for_status
+from tests.support.pgw import (
+    PayingTerminal,
+    card_payment,
+    provider_api,
+    wait_for_directory,
+    wait_for_status,
+)
+from tests.support.portal import bearer, enroll_terminal
 
 
 def test_the_same_key_and_body_replays_the_first_response(
@@ -151,3 +158,28 @@ def test_a_provider_outage_fails_the_payment_cleanly(
     assert response.json()["status"] == "failed"
     assert response.json()["failure_code"] == "provider_unavailable"
     assert response.json()["amount_captured"] == 0
+
+
+def test_another_caller_of_the_same_merchant_never_gets_my_replay(
+    test_settings: Settings,
+    paying: PayingTerminal,
+    portal_client: httpx.Client,
+    pgw_client: httpx.Client,
+) -> None:
+    second = enroll_terminal(portal_client, paying.tenant.admin, paying.tenant.store_a_id)
+    wait_for_directory(
+        test_settings, store_id=paying.tenant.store_a_id, terminal_id=second.terminal_id
+    )
+    body = card_payment(amount=4321)
+    mine = paying.pay(pgw_client, body, key="order-7")
+
+    theirs = pgw_client.post(
+        "/v1/payments",
+        json=body,
+        headers={**bearer(second.fresh_token(portal_client)), "Idempotency-Key": "order-7"},
+    )
+
+    assert mine.status_code == 201
+    assert theirs.status_code == 422
+    assert theirs.json()["code"] == "idempotency_key_reused"
+    assert mine.json()["id"] not in theirs.text
