@@ -1,0 +1,1 @@
+"""Drive the Business App <-> Credit Card App Intents on SmartPOS devices over ADB."""

@@ -1,0 +1,1 @@
+"""The SmartPOS terminal emulator: Android-like runtime, the two apps, the ADB endpoint."""
