@@ -97,6 +97,23 @@ class Settings(BaseSettings):
     # Lifetime of a WebView payment token (docs/payment-tokens.md).
     payment_token_ttl_s: int = Field(default=300, ge=30, le=3600)
 
+    # smarttab's real-time channel (docs/smarttab.md, "Real-time channel"): the server pings every
+    # ws_heartbeat_interval_s and closes a socket that sent nothing for ws_idle_timeout_s; a
+    # client without an Authorization header has ws_auth_timeout_s to send its auth message; one
+    # that gave no last_seq has ws_resume_wait_s to send resume before streaming starts from the
+    # hello's head_seq. A reconnecting device gets at most ws_replay_limit missed events, none
+    # older than store_event_retention_s (else resync_required); a socket whose unsent backlog
+    # exceeds ws_send_queue_limit is closed (it reconnects with its last seq). Every
+    # store_event_purge_interval_s each process deletes events older than the retention.
+    ws_heartbeat_interval_s: float = Field(default=15.0, gt=0)
+    ws_idle_timeout_s: float = Field(default=45.0, gt=0)
+    ws_auth_timeout_s: float = Field(default=5.0, gt=0)
+    ws_resume_wait_s: float = Field(default=2.0, ge=0)
+    ws_replay_limit: int = Field(default=1000, ge=1)
+    ws_send_queue_limit: int = Field(default=1000, ge=1)
+    store_event_retention_s: int = Field(default=24 * 3600, ge=60)
+    store_event_purge_interval_s: float = Field(default=300.0, gt=0)
+
     # How often the portal relays its outbox (directory changes) to pgw.
     outbox_relay_interval_s: float = 0.5
 

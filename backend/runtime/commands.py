@@ -1,4 +1,4 @@
-"""``mpac up``, ``mpac migrate`` and ``mpac seed``."""
+"""``mpac up``, ``mpac migrate``, ``mpac seed`` and ``mpac serve``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -18,6 +19,7 @@ from backend.core.migrations import upgrade_all
 from backend.core.settings import SERVICE_NAMES, Settings
 from backend.runtime.embedded import (
     FIELD_KEYS_FILE,
+    S2S_KEYS_FILE,
     Infrastructure,
     SetupError,
     derive_settings,
@@ -88,6 +90,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "seed", parents=[common], help="migrate, seed the demo tenant, print its logins and exit"
     )
     seed.set_defaults(handler=cmd_seed)
+
+    serve = subparsers.add_parser(
+        "serve",
+        parents=[common],
+        help="run ONE service until Ctrl-C (several processes of a service scale it out)",
+        description=(
+            "Run one service on its own, e.g. a second smarttab process next to `mpac up`. "
+            "MPAC_DATABASE_URL and MPAC_REDIS_URL must name running servers (nothing is "
+            "embedded) whose database is already migrated. MPAC_FIELD_ENCRYPTION_KEYS and "
+            "MPAC_S2S_KEYS come from the environment or, when unset, from the key files of "
+            "--state-dir (never generated: every process of the platform must share them)."
+        ),
+    )
+    serve.add_argument("--service", required=True, choices=SERVICE_NAMES, help="which service")
+    serve.add_argument("--port", type=int, metavar="N", help="port (default: the service's)")
+    serve.add_argument("--host", help="interface to listen on (default: $MPAC_HOST or 127.0.0.1)")
+    serve.set_defaults(handler=cmd_serve)
 
 
 def _settings_from(args: argparse.Namespace) -> Settings:
@@ -206,3 +225,62 @@ def cmd_seed(args: argparse.Namespace) -> int:
         return 0
 
     return run_prepared(args, body)
+
+
+def _shared_key(settings: Settings, value: str, file_name: str) -> str:
+    """A key spec from the environment, else from an existing key file of the state dir."""
+    if value:
+        return value
+    key_file = settings.state_dir.expanduser() / file_name
+    return key_file.read_text().strip() if key_file.exists() else ""
+
+
+def _serve_settings(args: argparse.Namespace) -> Settings:
+    settings = _settings_from(args)
+    missing = [
+        f"MPAC_{name.upper()}"
+        for name in ("database_url", "redis_url")
+        if not getattr(settings, name)
+    ]
+    if missing:
+        raise SetupError(
+            f"mpac serve runs against running servers: set {' and '.join(missing)} "
+            "(`mpac up` embeds them instead)"
+        )
+    updates: dict[str, Any] = {
+        "field_encryption_keys": _shared_key(
+            settings, settings.field_encryption_keys, FIELD_KEYS_FILE
+        ),
+        "s2s_keys": _shared_key(settings, settings.s2s_keys, S2S_KEYS_FILE),
+    }
+    if args.port is not None:
+        if not 0 < args.port < 65536:
+            raise SetupError(f"--port {args.port} is not a TCP port")
+        updates[f"{args.service}_port"] = args.port
+    try:
+        return derive_settings(settings, **updates)
+    except ValidationError as exc:
+        raise SetupError(f"invalid option: {exc}") from exc
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level)
+    service: str = args.service
+    try:
+        settings = _serve_settings(args)
+        platform = Platform(settings, services=(service,), log_level=args.log_level)
+        asyncio.run(
+            serve_until_signalled(
+                platform,
+                on_started=lambda: _print(
+                    f"{service} running at {settings.url_of(service)} (pid {os.getpid()}); "
+                    "Ctrl-C stops it"
+                ),
+            )
+        )
+    except (SetupError, PlatformStartupError, PlatformError) as exc:
+        logger.error("%s", exc)
+        print(f"mpac: error: {exc}", file=sys.stderr)
+        return 1
+    logger.info("%s stopped", service)
+    return 0

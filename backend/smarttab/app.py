@@ -10,12 +10,15 @@ from fastapi import FastAPI
 from backend.core.auth import whoami_router
 from backend.core.service_app import create_service_app, remote_token_verifier
 from backend.core.settings import Settings
+from backend.smarttab.realtime.lifespan import realtime
+from backend.smarttab.realtime.routes import router as realtime_router
 
 
 @asynccontextmanager
 async def _setup(app: FastAPI) -> AsyncIterator[None]:
     app.state.token_verifier = remote_token_verifier(app)
-    yield
+    async with realtime(app):
+        yield
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -23,6 +26,6 @@ def create_app(settings: Settings) -> FastAPI:
         service="smarttab",
         title="MPAC svc-smarttab",
         settings=settings,
-        routers=[whoami_router()],
+        routers=[whoami_router(), realtime_router],
         setup=_setup,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import asyncpg
 import httpx
@@ -70,6 +71,8 @@ def test_no_card_data_is_stored_or_logged(
     for pan in PANS:
         assert pan not in stored, f"PAN {pan[:6]}... stored in the database"
         assert pan not in logged, f"PAN {pan[:6]}... written to the logs"
-    assert f'"cvv": "{CVV}"' not in stored
-    assert f'"pin": "{PIN}"' not in stored
-    assert CVV not in logged
+    # A 3-digit CVV occurs by chance inside ids, so look for it as the value of its field.
+    for name, value in (("cvv", CVV), ("pin", PIN)):
+        as_field = re.compile(rf"""["']?{name}["']?\s*[:=]\s*["']?{value}\b""", re.IGNORECASE)
+        assert not as_field.search(stored), f"{name} stored in the database"
+        assert not as_field.search(logged), f"{name} written to the logs"
