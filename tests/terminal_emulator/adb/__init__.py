@@ -1,0 +1,1 @@
+"""Tests of the emulated terminal's ADB endpoint."""
