@@ -13,7 +13,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 # Modules that contribute subcommands; add a module here to add a command group.
-COMMAND_GROUPS: tuple[str, ...] = ("backend.runtime.commands", "backend.portal.keys.commands")
+COMMAND_GROUPS: tuple[str, ...] = (
+    "backend.runtime.commands",
+    "backend.portal.keys.commands",
+    "terminal_emulator.commands",
+)
 
 Handler = Callable[[argparse.Namespace], int]
 

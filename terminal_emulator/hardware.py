@@ -115,7 +115,9 @@ class SimulatedCardReader:
 
     # -- input (any thread) -----------------------------------------------------------------
 
-    def present_card(self, method: str, pan: str, *, exp_month: int = 12, exp_year: int = 2030) -> None:
+    def present_card(
+        self, method: str, pan: str, *, exp_month: int = 12, exp_year: int = 2030
+    ) -> None:
         card = CardData(entry_mode_of(method), pan, exp_month, exp_year)
         self._post(_Input("card", card=card))
 

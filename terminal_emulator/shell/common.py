@@ -43,11 +43,15 @@ class JavaException(Exception):
         )
 
 
-def illegal_argument(message: str, frame: str = "android.content.Intent.parseCommandArgs(Intent.java:11543)") -> JavaException:
+def illegal_argument(
+    message: str, frame: str = "android.content.Intent.parseCommandArgs(Intent.java:11543)"
+) -> JavaException:
     return JavaException("java.lang.IllegalArgumentException", message, frame)
 
 
-def number_format(text: str, frame: str = "android.content.Intent.parseCommandArgs(Intent.java:11543)") -> JavaException:
+def number_format(
+    text: str, frame: str = "android.content.Intent.parseCommandArgs(Intent.java:11543)"
+) -> JavaException:
     message = "Zero length string" if text == "" else f'For input string: "{text}"'
     return JavaException("java.lang.NumberFormatException", message, frame)
 
