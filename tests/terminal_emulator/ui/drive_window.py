@@ -10,80 +10,18 @@ every step passed.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import sys
-import traceback
-from collections.abc import Callable, Generator
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from kivy.base import EventLoop
-from kivy.clock import Clock
-from kivy.tests.common import UnitTestTouch
-
-from terminal_emulator.ui.app import TerminalApp, TerminalView
 from tests.terminal_emulator.ui.payment_flow import PIN, PIN_CARD, ScriptedPaymentPresenter
-
-VISA = "4242424242424242"
-STEP_TIMEOUT_S = 10.0
-
-# A step yields seconds to wait, or a condition to wait for.
-Step = Generator[float | Callable[[], bool], None, None]
+from tests.terminal_emulator.ui.window_driver import VISA, Step, WindowDriver
 
 
-class Driver:
+class Driver(WindowDriver):
     def __init__(self, out_dir: Path) -> None:
-        self.out = out_dir
-        self.presenter = ScriptedPaymentPresenter()
-        self.app = TerminalApp(self.presenter, title="MPAC SmartPOS (test)")
-        self.shots: list[str] = []
-        self.shown: list[dict[str, Any]] = []
-        self.error: str | None = None
-        self._steps = self.script()
-        self._waiting: Callable[[], bool] | None = None
-        self._wait_until = 0.0
-        self._deadline = 0.0
-
-    @property
-    def view(self) -> TerminalView:
-        assert self.app.view is not None
-        return self.app.view
-
-    # -- input, as a user gives it -----------------------------------------------------------
-
-    def tap(self, widget_id: str) -> None:
-        """A touch down and up on the centre of the widget, through the window."""
-        widget = self.view.widget(widget_id)
-        assert widget.get_root_window() is not None, f"{widget_id} is not on the window"
-        assert not widget.disabled, f"{widget_id} is disabled"
-        x, y = widget.to_window(*widget.center)
-        touch = UnitTestTouch(x, y)
-        touch.touch_down()
-        touch.touch_up()
-
-    def type(self, text: str) -> None:
-        """Text typed on the keyboard, into the focused input."""
-        for char in text:
-            EventLoop.window.dispatch("on_textinput", char)
-
-    def text(self, widget_id: str) -> str:
-        return str(self.view.widget(widget_id).text)
-
-    def shows(self, name: str) -> Callable[[], bool]:
-        return lambda: self.view.screen_name == name and self.view.rendered[-1].name == name
-
-    def until_shown(self, name: str) -> Step:
-        """Waits for the window to render screen ``name``, then for a layout pass (new
-        widgets have no place before one)."""
-        yield self.shows(name)
-        yield 0.15
-
-    def screenshot(self, step: str) -> None:
-        path = self.out / f"{len(self.shots) + 1:02d}-{step}.png"
-        self.app.screenshot(path)
-        self.shots.append(path.name)
+        self.presenter: ScriptedPaymentPresenter = ScriptedPaymentPresenter()
+        super().__init__(out_dir, self.presenter, title="MPAC SmartPOS (test)")
 
     # -- the scenario ----------------------------------------------------------------------
 
@@ -155,61 +93,13 @@ class Driver:
         yield from self.until_shown("amount_entry")
         assert p.pressed[-1] == "cancel", p.pressed
 
-    # -- the stepper ---------------------------------------------------------------------------
-
-    def tick(self, _dt: float) -> None:
-        now = Clock.get_boottime()
-        try:
-            if self._waiting is not None:
-                if not self._waiting():
-                    if now > self._deadline:
-                        raise TimeoutError(f"timed out waiting (last screen: {self._last()})")
-                    return
-                self._waiting = None
-            if now < self._wait_until:
-                return
-            step = next(self._steps)
-        except StopIteration:
-            self.finish()
-            return
-        except Exception:
-            self.error = traceback.format_exc()
-            self.finish()
-            return
-        if callable(step):
-            self._waiting = step
-            self._deadline = now + STEP_TIMEOUT_S
-        else:
-            self._wait_until = now + step
-
-    def _last(self) -> str:
-        return self.view.rendered[-1].name if self.view.rendered else "-"
-
-    def finish(self) -> None:
-        Clock.unschedule(self.tick)
-        if self.error is not None:
-            # The failure itself is what gets reported, with or without its picture.
-            with contextlib.suppress(Exception):
-                self.screenshot("failure")
-        result = {
-            "ok": self.error is None,
-            "error": self.error,
-            "screens": [s.name for s in self.view.rendered],
+    def report(self) -> dict[str, Any]:
+        return {
             "pressed": self.presenter.pressed,
             "typed": self.presenter.typed,
             "cards_presented": self.presenter.cards_presented,
             "pins": self.presenter.pins,
-            "screenshots": self.shots,
-            "last_screen": asdict(self.view.rendered[-1]) if self.view.rendered else None,
         }
-        (self.out / "result.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
-        self.app.stop()
-
-    def run(self) -> bool:
-        self.out.mkdir(parents=True, exist_ok=True)
-        Clock.schedule_interval(self.tick, 1 / 30)
-        self.app.run()
-        return self.error is None
 
 
 def main(argv: list[str]) -> int:
