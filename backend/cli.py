@@ -17,6 +17,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "backend.runtime.commands",
     "backend.portal.keys.commands",
     "terminal_emulator.commands",
+    "android_bridge.commands",
 )
 
 Handler = Callable[[argparse.Namespace], int]

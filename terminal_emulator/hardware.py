@@ -16,7 +16,9 @@ PAN and PIN stay in memory: never logged, never stored (``CardData.__repr__`` hi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -82,6 +84,22 @@ class CardReader(Protocol):
 
 
 @dataclass(frozen=True)
+class ReaderState:
+    """What a reader waits for now: ``waiting_for`` is None (idle), ``"card"`` (presented in
+    one of ``modes``) or ``"pin"``."""
+
+    waiting_for: str | None = None
+    modes: tuple[EntryMode, ...] = ()
+
+    def matches(self, kind: str | None) -> bool:
+        """Waiting for ``kind`` (``"card"`` or ``"pin"``), or for anything when None."""
+        return self.waiting_for is not None if kind is None else self.waiting_for == kind
+
+
+IDLE = ReaderState()
+
+
+@dataclass(frozen=True)
 class _Input:
     kind: str  # "card" | "pin" | "cancel"
     card: CardData | None = None
@@ -92,9 +110,11 @@ class SimulatedCardReader:
     """The emulator's reader, driven by the UI: present a test card, type a PIN, cancel.
 
     ``present_card``, ``enter_pin`` and ``cancel`` are thread-safe; input that arrives when
-    nothing waits is kept for the next read (``reset`` drops it). ``waiting_for`` is what the
-    reader waits for now (None, ``"card"`` or ``"pin"``); listeners hear its changes and the
-    notices (a card presented in a mode the request does not allow).
+    nothing waits is kept for the next read (``reset`` drops it). ``state`` is what the reader
+    waits for now (``waiting_for``: None, ``"card"`` with the allowed ``modes``, or ``"pin"``);
+    listeners hear its changes and the notices (a card presented in a mode the request does not
+    allow); ``wait_for_prompt`` (any event loop) and ``wait_for_prompt_blocking`` (any other
+    thread) wait until it asks for input — so a host presents a card only once the app asks.
     """
 
     def __init__(self, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -102,16 +122,83 @@ class SimulatedCardReader:
         self._lock = threading.Lock()
         self._inputs: deque[_Input] = deque()
         self._wakeup: asyncio.Event | None = None
-        self.waiting_for: str | None = None
+        # One immutable value, replaced whole, so other threads never see half a change.
+        self._state = IDLE
         self.notice: str | None = None
         self._listeners: list[Callable[[], None]] = []
 
+    @property
+    def state(self) -> ReaderState:
+        return self._state
+
+    @property
+    def waiting_for(self) -> str | None:
+        return self._state.waiting_for
+
+    def _set_state(self, state: ReaderState) -> None:
+        self._state = state
+        self._changed()
+
     def add_listener(self, listener: Callable[[], None]) -> None:
-        self._listeners.append(listener)
+        """``listener()`` after every change of state or notice, on the device's loop."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[], None]) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
 
     def _changed(self) -> None:
-        for listener in list(self._listeners):
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
             listener()
+
+    async def wait_for_prompt(self, kind: str | None = None) -> ReaderState:
+        """Until the reader waits for ``kind`` (``"card"``, ``"pin"``; None: either); its
+        state then. Runs on any event loop; wrap it in ``asyncio.wait_for`` for a deadline."""
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+
+        def wake() -> None:
+            if loop is _running_loop():
+                changed.set()
+                return
+            with contextlib.suppress(RuntimeError):  # the waiter's loop is closed: it is gone
+                loop.call_soon_threadsafe(changed.set)
+
+        self.add_listener(wake)
+        try:
+            while True:
+                changed.clear()
+                state = self._state
+                if state.matches(kind):
+                    return state
+                await changed.wait()
+        finally:
+            self.remove_listener(wake)
+
+    def wait_for_prompt_blocking(
+        self, kind: str | None = None, *, timeout_s: float
+    ) -> ReaderState | None:
+        """:meth:`wait_for_prompt` for a thread other than the device's: the state once it
+        waits for ``kind``, or None after ``timeout_s``."""
+        changed = threading.Event()
+        self.add_listener(changed.set)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                changed.clear()
+                state = self._state
+                if state.matches(kind):
+                    return state
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not changed.wait(remaining):
+                    state = self._state
+                    return state if state.matches(kind) else None
+        finally:
+            self.remove_listener(changed.set)
 
     # -- input (any thread) -----------------------------------------------------------------
 
@@ -166,8 +253,7 @@ class SimulatedCardReader:
             await wakeup.wait()
 
     async def read_card(self, allowed: tuple[EntryMode, ...] = CARD_ENTRY_MODES) -> CardData:
-        self.waiting_for = "card"
-        self._changed()
+        self._set_state(ReaderState("card", tuple(allowed)))
         try:
             while True:
                 item = await self._next({"card"})
@@ -180,12 +266,10 @@ class SimulatedCardReader:
                 self.notice = f"{item.card.entry_mode.value} is not allowed for this payment"
                 self._changed()
         finally:
-            self.waiting_for = None
-            self._changed()
+            self._set_state(IDLE)
 
     async def read_pin(self) -> str:
-        self.waiting_for = "pin"
-        self._changed()
+        self._set_state(ReaderState("pin"))
         try:
             item = await self._next({"pin"})
             if item.kind == "cancel":
@@ -193,8 +277,7 @@ class SimulatedCardReader:
             assert item.pin is not None
             return item.pin
         finally:
-            self.waiting_for = None
-            self._changed()
+            self._set_state(IDLE)
 
 
 # -- the scripted fake --------------------------------------------------------------------
@@ -292,3 +375,10 @@ class ScriptedCardReader:
 
 def catalogue() -> tuple[TestCard, ...]:
     return TEST_CARDS
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

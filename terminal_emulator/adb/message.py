@@ -11,6 +11,7 @@ import struct
 from dataclasses import dataclass
 
 from terminal_emulator.adb.constants import A_VERSION_SKIP_CHECKSUM, HEADER_SIZE, Command
+from terminal_emulator.adb.redaction import redact_bytes
 
 _HEADER = struct.Struct("<6I")
 assert _HEADER.size == HEADER_SIZE
@@ -50,8 +51,9 @@ class Message:
         return header + self.payload
 
     def __repr__(self) -> str:
-        # Payloads can be a megabyte; logs only need their start.
-        shown = self.payload[:48]
+        # Payloads can be a megabyte; logs only need their start, without card data (redacted
+        # before the cut, so a card number is never shown in part).
+        shown = redact_bytes(self.payload[:256])[:48]
         more = "…" if len(self.payload) > len(shown) else ""
         return (
             f"Message({self.command.name}, {self.arg0:#x}, {self.arg1:#x}, "

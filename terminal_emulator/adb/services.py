@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from terminal_emulator.adb.constants import SHELL_HEADER_SIZE, SHELL_PATH, ShellPacketId
 from terminal_emulator.adb.executor import ShellExecutor, ShellSyntaxError, Writer, split_command
+from terminal_emulator.adb.redaction import redact
 from terminal_emulator.adb.session import AdbStream, DeviceIdentity, ServiceHandler
 
 _LOGGER = logging.getLogger(__name__)
@@ -181,7 +182,7 @@ async def run_command(
     except Exception:
         # Not an Android behaviour: a defect in an emulated command. The host sees a failed
         # command, the log has the trace.
-        _LOGGER.exception("shell command %r failed", command)
+        _LOGGER.exception("shell command %r failed", redact(command))
         await stderr.write(f"{SHELL_PATH}: internal error running the command\n".encode())
         return EXIT_INTERNAL_ERROR
 

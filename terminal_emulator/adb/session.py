@@ -47,6 +47,7 @@ from terminal_emulator.adb.message import (
     decode_header,
     verify_payload,
 )
+from terminal_emulator.adb.redaction import redact
 from terminal_emulator.adb.transport import Transport, TransportClosed
 
 _LOGGER = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ class AdbStream:
             async with self._write_lock:
                 await self._acknowledged.wait()
                 if self._closed:
-                    raise StreamClosed(self.service)
+                    raise StreamClosed(redact(self.service))
                 self._acknowledged.clear()
                 await self.session.send(Message(Command.WRTE, self.local_id, self.remote_id, chunk))
 
@@ -398,13 +399,15 @@ class AdbSession:
         name = message.payload.split(b"\0", 1)[0].decode("utf-8", errors="replace")
         handler = self._resolve_service(name)
         if handler is None:
-            _LOGGER.info("%s: refusing unknown service %r", self.peer, name)
+            _LOGGER.info("%s: refusing unknown service %r", self.peer, redact(name))
             await self.send(Message(Command.CLSE, 0, remote_id))
             return
         stream = AdbStream(self, self._allocate_id(), remote_id, name)
         self._streams[stream.local_id] = stream
         await self.send(Message(Command.OKAY, stream.local_id, remote_id))
-        stream.task = asyncio.create_task(self._serve_stream(stream, handler), name=f"adb:{name}")
+        stream.task = asyncio.create_task(
+            self._serve_stream(stream, handler), name=f"adb:{redact(name)}"
+        )
 
     def _allocate_id(self) -> int:
         while True:
@@ -420,7 +423,7 @@ class AdbSession:
         except (StreamClosed, TransportClosed):
             pass
         except Exception:
-            _LOGGER.exception("%s: service %r failed", self.peer, stream.service)
+            _LOGGER.exception("%s: service %r failed", self.peer, redact(stream.service))
             with contextlib.suppress(StreamClosed, TransportClosed):
                 await stream.close()
 

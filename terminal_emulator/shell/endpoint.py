@@ -61,7 +61,7 @@ async def start_adb_endpoint(
     server = AdbDeviceServer(
         host,
         port,
-        executor=executor or executor_for(device),
+        executor=executor or executor_for(device_or_terminal),
         keystore=keystore,
         identity=identity or identity_of(device),
         on_unknown_key=on_unknown_key,

@@ -7,7 +7,9 @@ from typing import Any
 
 from terminal_emulator.adb import CommandShell, ShellCommand, Writer
 from terminal_emulator.android import Device
+from terminal_emulator.hardware import SimulatedCardReader
 from terminal_emulator.shell.am import Am
+from terminal_emulator.shell.cardreader import CardReaderCommand
 from terminal_emulator.shell.common import SHELL_ENV, Stdin
 from terminal_emulator.shell.input import Input
 from terminal_emulator.shell.logcat import LogcatCommand
@@ -70,9 +72,15 @@ class DeviceShell(CommandShell):
 
 def executor_for(device_or_terminal: Any) -> DeviceShell:
     """The ShellExecutor of a device (or of a terminal holding one in ``.device``): ``am``,
-    ``pm``, ``cmd``, ``logcat``, ``getprop``, ``input`` and the shell's built-ins.
+    ``pm``, ``cmd``, ``logcat``, ``getprop``, ``input`` and the shell's built-ins, plus the
+    emulator-only ``cardreader`` when the terminal's ``card_reader`` is the simulated one (a
+    terminal with another reader, like a real device, has no such command).
 
     Commands may run on another event loop than the device's (the ADB server in its own
     thread): work on the device is handed to the device's loop.
     """
-    return DeviceShell(device_of(device_or_terminal))
+    extra: dict[str, ShellCommand] = {}
+    reader = getattr(device_or_terminal, "card_reader", None)
+    if isinstance(reader, SimulatedCardReader):
+        extra["cardreader"] = CardReaderCommand(reader)
+    return DeviceShell(device_of(device_or_terminal), extra)

@@ -6,7 +6,6 @@ Each test runs its scenario with ``asyncio.run``; terminals run on that loop, he
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,27 +21,8 @@ from terminal_emulator.apps.common import AppConfig
 from terminal_emulator.backend_client import BackendUrls
 from terminal_emulator.hardware import CardReader
 from terminal_emulator.terminal import EmulatedTerminal, TerminalConfig
-from tests.support.pgw import wait_for_directory
 from tests.support.portal import Tenant, build_tenant, register_terminal
-
-
-class SyncedTerminal(EmulatedTerminal):
-    """Starts like a terminal, then waits until pgw's copy of the portal's directory knows
-    it as active (the portal syncs it asynchronously after the enrollment)."""
-
-    settings: Settings
-
-    async def start(self) -> EmulatedTerminal:
-        await super().start()
-        enrollment = self.identity.enrollment
-        if enrollment is not None:
-            await asyncio.to_thread(
-                wait_for_directory,
-                self.settings,
-                store_id=enrollment.store_id,
-                terminal_id=enrollment.terminal_id,
-            )
-        return self
+from tests.support.terminals import SyncedTerminal
 
 
 @pytest.fixture(scope="module")
