@@ -152,13 +152,18 @@ def wait_for_status(
 def simulate_qr(settings: Settings, payment_id: str, outcome: str) -> dict[str, Any]:
     """What the customer's wallet app does with the QR code (paid, declined, expired)."""
     with provider_api(settings) as provider:
-        qr = provider.get(f"/v1/qr-payments/by-reference/{payment_id}")
-        assert qr.status_code == 200, qr.text
-        response = provider.post(
-            f"/v1/qr-payments/{qr.json()['id']}/simulate", json={"outcome": outcome}
-        )
-        assert response.status_code == 200, response.text
-        return dict(response.json())
+        return simulate_qr_with(provider, payment_id, outcome)
+
+
+def simulate_qr_with(provider: httpx.Client, payment_id: str, outcome: str) -> dict[str, Any]:
+    """:func:`simulate_qr` through a provider client that carries the API key."""
+    qr = provider.get(f"/v1/qr-payments/by-reference/{payment_id}")
+    assert qr.status_code == 200, qr.text
+    response = provider.post(
+        f"/v1/qr-payments/{qr.json()['id']}/simulate", json={"outcome": outcome}
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
 
 
 def close_settlement(

@@ -104,6 +104,7 @@ def create_user(
     *,
     merchant_id: str | None = None,
     store_id: str | None = None,
+    display_name: str | None = None,
 ) -> PortalUser:
     email = f"{unique(role.value)}@example.com"
     response = portal.post(
@@ -111,7 +112,7 @@ def create_user(
         headers=creator.headers,
         json={
             "email": email,
-            "display_name": f"Test {role.value}",
+            "display_name": display_name or f"Test {role.value}",
             "password": PASSWORD,
             "role": role.value,
             "merchant_id": merchant_id,
@@ -125,6 +126,22 @@ def create_user(
     )
 
 
+def create_merchant(portal: httpx.Client, creator: PortalUser, name: str) -> str:
+    """A merchant of the creator's PSP; returns its id."""
+    response = portal.post("/v1/merchants", headers=creator.headers, json={"name": name})
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def create_store(portal: httpx.Client, creator: PortalUser, merchant_id: str, name: str) -> str:
+    """A store of ``merchant_id``; returns its id."""
+    response = portal.post(
+        "/v1/stores", headers=creator.headers, json={"merchant_id": merchant_id, "name": name}
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
 def build_tenant(settings: Settings, portal: httpx.Client) -> Tenant:
     psp_id, admin_email = create_psp_with_admin(settings)
     admin_tokens = login(portal, admin_email)
@@ -133,20 +150,8 @@ def build_tenant(settings: Settings, portal: httpx.Client) -> Tenant:
     )
     admin.id = portal.get("/v1/auth/me", headers=admin.headers).json()["id"]
 
-    merchant = portal.post(
-        "/v1/merchants", headers=admin.headers, json={"name": unique("merchant")}
-    )
-    assert merchant.status_code == 201, merchant.text
-    merchant_id = merchant.json()["id"]
-    store_ids = []
-    for label in ("A", "B"):
-        store = portal.post(
-            "/v1/stores",
-            headers=admin.headers,
-            json={"merchant_id": merchant_id, "name": f"Store {label}"},
-        )
-        assert store.status_code == 201, store.text
-        store_ids.append(store.json()["id"])
+    merchant_id = create_merchant(portal, admin, unique("merchant"))
+    store_ids = [create_store(portal, admin, merchant_id, f"Store {label}") for label in "AB"]
     tenant = Tenant(psp_id, merchant_id, store_ids[0], store_ids[1], {Role.PSP_ADMIN: admin})
     for role in HUMAN_ROLES:
         if role is Role.PSP_ADMIN:
@@ -222,14 +227,14 @@ class EnrolledTerminal:
 
 
 def register_terminal(
-    portal: httpx.Client, creator: PortalUser, store_id: str
+    portal: httpx.Client, creator: PortalUser, store_id: str, *, name: str = "Counter"
 ) -> tuple[str, str, str]:
     """Returns (terminal_id, serial, activation_code)."""
     serial = unique("SN").upper()
     response = portal.post(
         "/v1/terminals",
         headers=creator.headers,
-        json={"store_id": store_id, "serial": serial, "name": "Counter"},
+        json={"store_id": store_id, "serial": serial, "name": name},
     )
     assert response.status_code == 201, response.text
     body = response.json()
