@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +56,14 @@ _MAX_PARALLEL_PROBES = 32
 _file_lock = threading.Lock()
 
 
+_UNSAFE_LISTING_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def _sanitize(value: str) -> str:
+    """adb's ``sanitize(value, false)``: one word of ``[A-Za-z0-9._-]`` whatever the banner says."""
+    return _UNSAFE_LISTING_CHARACTERS.sub("_", value)
+
+
 @dataclass(frozen=True)
 class DeviceListing:
     """One line of ``adb devices -l``. ``detail``: why a device is not ``device``."""
@@ -78,7 +87,7 @@ class DeviceListing:
             ("transport_id", self.transport_id),
         ):
             if value is not None:
-                parts.append(f"{label}:{value}")
+                parts.append(f"{label}:{_sanitize(str(value))}")
         return " ".join(parts)
 
     def to_json(self) -> dict[str, Any]:

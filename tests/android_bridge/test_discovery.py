@@ -86,7 +86,7 @@ def test_an_allowed_terminal_is_a_device_a_stranger_unauthorized_a_dead_port_abs
     # In parallel, and the unauthorized one costs auth_s, not more.
     assert elapsed < PROBE.auth_s + 1.0
     assert found[terminal].line() == (
-        f"{terminal:<22} device product:mpac_smartpos model:MPAC SmartPOS device:mpac_smartpos"
+        f"{terminal:<22} device product:mpac_smartpos model:MPAC_SmartPOS device:mpac_smartpos"
     )
 
     # The same terminal, seen from a computer it does not know.
@@ -196,3 +196,20 @@ def test_an_unreadable_file_remembers_nothing(android_home: Path) -> None:
     assert remembered_serials() == []
     assert remember("10.0.0.9") == "10.0.0.9:5555"
     assert remembered_serials() == ["10.0.0.9:5555"]
+
+
+def test_the_listing_line_sanitizes_banner_values_as_adb_does() -> None:
+    """``adb devices -l`` replaces what is not ``[A-Za-z0-9._-]`` with ``_`` (adb's
+    ``sanitize``), so scripts that split the line on spaces keep working."""
+    listing = DeviceListing(
+        serial="127.0.0.1:5555",
+        state="device",
+        product="mpac_smartpos",
+        model="MPAC SmartPOS",
+        device="mpac:pos/1",
+    )
+    assert listing.line().split()[2:] == [
+        "product:mpac_smartpos",
+        "model:MPAC_SmartPOS",
+        "device:mpac_pos_1",
+    ]
