@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from features.support import steps_doc, vocabulary
-from features.support.http_journal import REDACTED, HttpJournal, mask_card_numbers
+from features.support.http_journal import REDACTED, Exchange, HttpJournal, mask_card_numbers
 from terminal_emulator.hardware import catalogue
 
 
@@ -108,3 +108,32 @@ def test_the_journal_redacts_credentials_and_card_data() -> None:
 def test_masking_leaves_ids_and_amounts_alone() -> None:
     text = json.dumps({"amount": 1200, "id": "01a2157c-9371-7aef-901b-d1cf32e68a50"})
     assert mask_card_numbers(text) == text
+
+
+def test_repeated_polls_are_one_line_in_the_report() -> None:
+    """A step that polls pgw twenty times must not bury the exchanges that tell the story."""
+    journal = HttpJournal()
+    for status in (201, 200, 200, 200, 200):
+        journal.record(
+            Exchange(
+                service="pgw",
+                method="POST" if status == 201 else "GET",
+                url="http://pgw/v1/payments" + ("" if status == 201 else "/p1"),
+                request_headers={},
+                request_body="",
+                status=status,
+            )
+        )
+    journal.record(
+        Exchange(
+            service="pgw", method="GET", url="http://pgw/v1/x", request_headers={}, request_body=""
+        )
+    )
+    report = journal.report()
+    assert report is not None
+    earlier = report.split("\n\n")[0].splitlines()
+    assert earlier == [
+        "Earlier:",
+        "  pgw: POST http://pgw/v1/payments -> 201",
+        "  pgw: GET http://pgw/v1/payments/p1 -> 200  (4 times)",
+    ]

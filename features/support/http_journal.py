@@ -212,9 +212,21 @@ class HttpJournal:
         earlier, last = exchanges[:-full], exchanges[-full:]
         parts = []
         if earlier:
-            parts.append("Earlier:\n" + "\n".join(f"  {e.summary()}" for e in earlier))
+            parts.append("Earlier:\n" + "\n".join(f"  {line}" for line in _collapsed(earlier)))
         parts += [exchange.render() for exchange in last]
         return "\n\n".join(parts)
+
+
+def _collapsed(exchanges: list[Exchange]) -> list[str]:
+    """One line per exchange, consecutive repeats (a step polling) as one line with a count."""
+    lines: list[tuple[str, int]] = []
+    for exchange in exchanges:
+        summary = exchange.summary()
+        if lines and lines[-1][0] == summary:
+            lines[-1] = (summary, lines[-1][1] + 1)
+        else:
+            lines.append((summary, 1))
+    return [summary if count == 1 else f"{summary}  ({count} times)" for summary, count in lines]
 
 
 def _has_elapsed(response: httpx.Response) -> bool:
