@@ -184,6 +184,25 @@ class PgwClient(_AuthorizedClient):
         )
         return dict(payment)
 
+    async def create_payment_token(
+        self,
+        *,
+        amount: int | None = None,
+        currency: str | None = None,
+        reference: str | None = None,
+    ) -> dict[str, Any]:
+        """A 5-minute payment token for a WebView page (``docs/payment-tokens.md``):
+        ``{"token": "pt_…", "expires_at", "expires_in", "amount", "currency", …}``."""
+        body: dict[str, Any] = {}
+        if amount is not None:
+            body["amount"] = amount
+        if currency is not None:
+            body["currency"] = currency
+        if reference is not None:
+            body["reference"] = reference
+        _, token = await self._call("POST", "/v1/payment-tokens", json=body, ok=(201,))
+        return dict(token)
+
     async def close_settlement(self, body: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
         _, batch = await self._call(
             "POST", "/v1/settlements/close", json=body, headers={"Idempotency-Key": idempotency_key}

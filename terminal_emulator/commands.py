@@ -5,7 +5,9 @@ Each terminal keeps its state under ``<state dir>/<serial>/`` (device data, devi
 enrollment, ``adb_keys``), so running the command again is the same terminal after a reboot;
 ``--activation-code`` is needed only until it has enrolled. With ``--count N`` the serials are
 ``<serial>-0001`` … and the ADB ports ``--adb-port``, ``--adb-port + 1`` …; activation codes
-are given once per terminal (repeat ``--activation-code``, in order).
+are given once per terminal (repeat ``--activation-code``, in order). ``--webview chromium``
+shows the Business App's web pages (``am start -n jp.mpac.business/.WebViewActivity -d URL``)
+in headless Chromium; the browser starts only when a page is opened.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import sys
 import threading
 from pathlib import Path
 
+from terminal_emulator.apps.common import AppConfig
 from terminal_emulator.backend_client import BackendUrls
 from terminal_emulator.terminal import EmulatedTerminal, TerminalConfig
+from terminal_emulator.webview import engine_named
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="accept ADB keys not yet in the terminal's adb_keys (development)",
     )
     parser.add_argument("--count", type=int, default=1, help="how many terminals (headless)")
+    parser.add_argument(
+        "--webview",
+        choices=("fake", "chromium"),
+        default="fake",
+        help="what shows the Business App's web pages (WebViewActivity): fake (no browser, "
+        "the default) or chromium (Playwright + headless Chromium, launched when a page opens)",
+    )
+    parser.add_argument(
+        "--chromium", default=None, help="the Chromium binary (default /usr/bin/chromium)"
+    )
+    parser.add_argument(
+        "--webview-headed",
+        action="store_true",
+        help="show Chromium's own window (needs a display) instead of running it headless",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -89,6 +108,13 @@ def _configs(args: argparse.Namespace) -> list[TerminalConfig]:
                 if args.adb_port is None
                 else (args.adb_port + index if args.adb_port else 0),
                 adb_allow_new_keys=args.adb_allow_new_keys,
+                apps=AppConfig(
+                    webview=engine_named(
+                        args.webview,
+                        executable_path=args.chromium,
+                        headless=not args.webview_headed,
+                    )
+                ),
             )
         )
     return configs

@@ -355,6 +355,8 @@ class EmulatedTerminal:
             self.adb_server = None
         await self.identity.stop()
         await self.device.shutdown()
+        with contextlib.suppress(Exception):
+            await self.config.apps.webview.close()  # the browser, if a page was opened
         await self.http.aclose()
 
     async def __aenter__(self) -> EmulatedTerminal:

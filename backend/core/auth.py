@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
@@ -43,6 +44,9 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
             role=role,
             scope=scope,
             token_id=str(claims.get("jti")),
+            expires_at=dt.datetime.fromtimestamp(int(claims["exp"]), dt.UTC)
+            if claims.get("exp") is not None
+            else None,
         )
     except (KeyError, ValueError) as exc:
         raise InvalidToken("bad_claims", "the token's tenant or role claims are invalid") from exc

@@ -7,6 +7,7 @@ a :class:`Principal` cannot ask for rows outside its scope.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 from enum import StrEnum
@@ -252,6 +253,10 @@ class Principal:
     # id and the terminal it was issued to, if a terminal issued it.
     payment_token_id: uuid.UUID | None = None
     payment_token_terminal_id: uuid.UUID | None = None
+    # When the credential presented stops being valid (a bearer token's exp); None for callers
+    # authenticated per request (HMAC-signed services). Long-lived answers (pgw's payment
+    # stream) end then.
+    expires_at: dt.datetime | None = None
 
     def can(self, permission: Permission) -> bool:
         return permission in ROLE_PERMISSIONS[self.role]

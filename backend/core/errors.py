@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from backend.core.cors import CORS_HEADERS_STATE_KEY
 from backend.core.request_context import REQUEST_ID_HEADER, current_request_id
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -175,10 +176,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         body = problem.body(request.url.path)
         if request_id:
             body["request_id"] = request_id
-        # Sent by Starlette's outermost middleware, past the one that adds X-Request-ID.
+        # Sent by Starlette's outermost middleware, past the ones that add X-Request-ID and
+        # CORS headers (a page of another origin must be able to read this answer too).
+        headers: dict[str, str] = dict(getattr(request.state, CORS_HEADERS_STATE_KEY, None) or {})
+        if request_id:
+            headers[REQUEST_ID_HEADER] = request_id
         return JSONResponse(
-            body,
-            status_code=500,
-            headers={REQUEST_ID_HEADER: request_id} if request_id else None,
-            media_type=PROBLEM_CONTENT_TYPE,
+            body, status_code=500, headers=headers or None, media_type=PROBLEM_CONTENT_TYPE
         )

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy import text
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.core.database import create_engine, create_sessionmaker
@@ -95,7 +96,11 @@ def create_service_app(
     settings: Settings,
     routers: Sequence[APIRouter],
     setup: ServiceSetup | None = None,
+    middleware: Sequence[Middleware] = (),
 ) -> FastAPI:
+    """``middleware`` runs inside the shared ones (request id, security headers), so what it
+    answers itself (a CORS preflight) still carries them."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
@@ -115,6 +120,9 @@ def create_service_app(
             await app.state.engine.dispose()
 
     app = FastAPI(title=title, version="0.1.0", lifespan=lifespan)
+    # Starlette puts the last one added outermost.
+    for extra in reversed(middleware):
+        app.add_middleware(extra.cls, *extra.args, **extra.kwargs)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware)
     install_problem_handlers(app)

@@ -96,6 +96,16 @@ class Settings(BaseSettings):
     reconciler_min_age_s: float = 5.0
     # Lifetime of a WebView payment token (docs/payment-tokens.md).
     payment_token_ttl_s: int = Field(default=300, ge=30, le=3600)
+    # pgw's payment stream (GET /v1/payments/{id}/stream, server-sent events): how often it
+    # rereads the payment, how long it may stay silent before a heartbeat comment (proxies and
+    # WebViews drop idle connections), and the longest it stays open (it ends earlier when the
+    # caller's token expires or the payment reaches a final status).
+    pgw_stream_poll_interval_s: float = Field(default=0.5, gt=0, le=10)
+    pgw_stream_heartbeat_s: float = Field(default=15.0, gt=0)
+    pgw_stream_max_s: float = Field(default=300.0, gt=0)
+    # Where pgw finds the WebView SDK build (dist/) and the demo page (demo/) it serves; empty:
+    # webview_sdk/ of the source tree pgw runs from.
+    webview_sdk_dir: str = ""
 
     # smarttab's real-time channel (docs/smarttab.md, "Real-time channel"): the server pings every
     # ws_heartbeat_interval_s and closes a socket that sent nothing for ws_idle_timeout_s; a

@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request
+from starlette.middleware import Middleware
 
 from backend.core.auth import whoami_router
 from backend.core.authz import Principal, TenantScope
 from backend.core.background import periodic
+from backend.core.cors import CorsMiddleware
 from backend.core.field_encryption import FieldCipher
 from backend.core.hmac_signing import ServiceCaller
 from backend.core.service_app import create_service_app, remote_token_verifier
@@ -27,6 +29,9 @@ from backend.pgw.payments.routes import router as payments_router
 from backend.pgw.settlement.routes import router as settlement_router
 from backend.pgw.webhooks.routes import router as webhooks_router
 from backend.pgw.webhooks.service import reconciler
+from backend.pgw.webview.cors import PGW_CORS_POLICIES
+from backend.pgw.webview.routes import files_router as webview_files_router
+from backend.pgw.webview.routes import payments_router as webview_payments_router
 
 logger = logging.getLogger(__name__)
 _PARTITION_CHECK_S = 6 * 3600
@@ -103,6 +108,9 @@ def create_app(settings: Settings) -> FastAPI:
             webhooks_router,
             directory_router,
             settlement_router,
+            webview_payments_router,
+            webview_files_router,
         ],
         setup=_setup,
+        middleware=[Middleware(CorsMiddleware, policies=PGW_CORS_POLICIES)],
     )

@@ -18,6 +18,7 @@ from terminal_emulator.backend_client import PgwClient, SmarttabClient
 from terminal_emulator.hardware import CardReader
 from terminal_emulator.identity import DeviceIdentity
 from terminal_emulator.presentation import Button
+from terminal_emulator.webview import FakeWebViewEngine, WebViewEngine
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,10 @@ class AppConfig:
     # Whether the Business App keeps the smarttab stream open.
     stream: bool = True
     currency: str = "JPY"
+    # What shows the Business App's web pages (WebViewActivity): the fake (no browser; tests
+    # play the page) unless a real engine is given, e.g. ``engine_named("chromium")``
+    # (``mpac terminal --webview chromium``). A browser starts only when a page is opened.
+    webview: WebViewEngine = field(default_factory=FakeWebViewEngine)
 
 
 @dataclass

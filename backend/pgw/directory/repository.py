@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +27,29 @@ class DirectoryRepository(Repository[KnownStore]):
 
     async def terminal(self, terminal_id: uuid.UUID) -> KnownTerminal | None:
         return await self.session.get(KnownTerminal, terminal_id)
+
+    async def store_with_owners(
+        self, store_id: uuid.UUID, terminal_id: uuid.UUID | None
+    ) -> tuple[KnownStore | None, KnownMerchant | None, KnownTerminal | None]:
+        """The store, its merchant and (when asked) a terminal, in one round trip.
+
+        What a payment checks before it is written; three primary-key lookups would cost three
+        round trips to PostgreSQL on every payment.
+        """
+        statement = (
+            select(KnownStore, KnownMerchant)
+            .outerjoin(KnownMerchant, KnownMerchant.id == KnownStore.merchant_id)
+            .where(KnownStore.id == store_id)
+        )
+        if terminal_id is not None:
+            statement = statement.add_columns(KnownTerminal).outerjoin(
+                KnownTerminal, KnownTerminal.id == terminal_id
+            )
+        row = (await self.session.execute(statement)).first()
+        if row is None:
+            return None, None, None
+        found: tuple[Any, ...] = tuple(row)
+        return found[0], found[1], found[2] if terminal_id is not None else None
 
 
 async def upsert_newer(session: AsyncSession, model: type[Any], values: dict[str, Any]) -> bool:

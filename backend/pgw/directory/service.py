@@ -33,20 +33,19 @@ class DirectoryService:
         terminal_id: uuid.UUID | None,
     ) -> PayingPoint:
         """The store (and terminal) a payment is for, refused unless all are known and active."""
-        directory = DirectoryRepository(session)
-        store = await directory.store(store_id)
+        store, merchant, terminal = await DirectoryRepository(session).store_with_owners(
+            store_id, terminal_id
+        )
         # A store outside the caller's scope is as unknown as one that does not exist.
         if store is None or not scope.contains(
             TenantScope(psp_id=store.psp_id, merchant_id=store.merchant_id, store_id=store.id)
         ):
             raise _refuse("unknown_store", f"Store {store_id} is not known to the gateway.")
-        merchant = await directory.merchant(store.merchant_id)
         if merchant is None or merchant.status != "active":
             raise _refuse("merchant_not_active", "The store's merchant cannot take payments.")
         if store.status != "active":
             raise _refuse("store_not_active", f"Store {store_id} is {store.status}.")
         if terminal_id is not None:
-            terminal = await directory.terminal(terminal_id)
             if terminal is None or terminal.store_id != store.id:
                 raise _refuse("unknown_terminal", f"Terminal {terminal_id} is not known here.")
             if terminal.status != "active":

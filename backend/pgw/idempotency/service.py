@@ -44,6 +44,9 @@ class Claim:
     # Set when an earlier identical request completed: answer with it, do not execute.
     replay_status: int | None = None
     replay_body: dict[str, Any] | None = None
+    # The resource id was just minted (a first request, or a key past its retention): nothing
+    # can exist under it yet, so the operation need not look for an earlier attempt.
+    fresh: bool = False
 
     @property
     def is_replay(self) -> bool:
@@ -97,7 +100,7 @@ class IdempotencyService:
                 resource_id=resource_id,
                 expires_at=now + dt.timedelta(seconds=self.retention_s),
             ):
-                return Claim(request, resource_id)
+                return Claim(request, resource_id, fresh=True)
             existing = await repository.lock(request.merchant_id, request.operation, request.key)
             assert existing is not None  # rows are never deleted before they expire
             if existing.expires_at <= now:
@@ -106,7 +109,7 @@ class IdempotencyService:
                 existing.expires_at = now + dt.timedelta(seconds=self.retention_s)
                 existing.state, existing.locked_at = "in_progress", now
                 existing.response_status = existing.response_body = None
-                return Claim(request, resource_id)
+                return Claim(request, resource_id, fresh=True)
             if not hmac.compare_digest(existing.request_fingerprint, request.fingerprint):
                 raise Unprocessable(
                     f"{IDEMPOTENCY_HEADER} {request.key!r} was used for a different request.",

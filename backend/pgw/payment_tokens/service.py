@@ -131,17 +131,7 @@ class PaymentTokenService:
             raise _refused("payment_token_invalid", "The payment token is not valid.")
         async with sessionmaker() as session:
             row = await PaymentTokenRepository(session).by_hash(hash_token(token))
-            if row is None:
-                raise _refused("payment_token_invalid", "The payment token is not valid.")
-            if row.revoked_at is not None:
-                raise _refused("payment_token_revoked", "The payment token was revoked.")
-            if row.expires_at <= utcnow():
-                raise _refused("payment_token_expired", "The payment token has expired.")
-            scope = TenantScope(
-                psp_id=row.psp_id, merchant_id=row.merchant_id, store_id=row.store_id
-            )
-            # A store or terminal suspended since issuance stops its tokens at once (403).
-            await directory_service.paying_point(session, scope, row.store_id, row.terminal_id)
+            row, scope = await self._usable(session, row)
         return Principal(
             kind=PAYMENT_TOKEN_KIND,
             subject_id=row.id,
@@ -150,7 +140,27 @@ class PaymentTokenService:
             token_id=str(row.id),
             payment_token_id=row.id,
             payment_token_terminal_id=row.terminal_id,
+            expires_at=row.expires_at,
         )
+
+    async def recheck(self, session: AsyncSession, principal: Principal) -> None:
+        """Refuse, as :meth:`resolve` would now, a token accepted earlier (for long requests)."""
+        token_id = require_payment_token(principal)
+        await self._usable(session, await PaymentTokenRepository(session).by_id(token_id))
+
+    async def _usable(
+        self, session: AsyncSession, row: PaymentToken | None
+    ) -> tuple[PaymentToken, TenantScope]:
+        if row is None:
+            raise _refused("payment_token_invalid", "The payment token is not valid.")
+        if row.revoked_at is not None:
+            raise _refused("payment_token_revoked", "The payment token was revoked.")
+        if row.expires_at <= utcnow():
+            raise _refused("payment_token_expired", "The payment token has expired.")
+        scope = TenantScope(psp_id=row.psp_id, merchant_id=row.merchant_id, store_id=row.store_id)
+        # A store or terminal suspended since issuance stops its tokens at once (403).
+        await directory_service.paying_point(session, scope, row.store_id, row.terminal_id)
+        return row, scope
 
     async def current(self, session: AsyncSession, principal: Principal) -> PaymentToken:
         token_id = require_payment_token(principal)

@@ -112,10 +112,10 @@ async def create_payment(
 ) -> JSONResponse:
     async def execute(claim: Claim) -> Outcome:
         payment, resumed = await payment_service.begin_create(
-            pgw.sessionmaker, principal, claim.resource_id, body
+            pgw.sessionmaker, principal, claim.resource_id, body, fresh=claim.fresh
         )
         payment = await payment_service.finish_create(
-            session, pgw.connector, principal, payment.id, body, resumed=resumed
+            session, pgw.connector, principal, payment, body, resumed=resumed
         )
         if payment.status == PaymentStatus.PROCESSING.value:
             return 202, payment_read(payment), False

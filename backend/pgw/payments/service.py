@@ -166,8 +166,14 @@ class PaymentService:
         principal: Principal,
         payment_id: uuid.UUID,
         body: PaymentCreate,
+        *,
+        fresh: bool = False,
     ) -> tuple[Payment, bool]:
-        """Step (1): commit the payment as ``processing``; returns it and whether it existed."""
+        """Step (1): commit the payment as ``processing``; returns it and whether it existed.
+
+        ``fresh``: the id was minted by this request's idempotency claim, so no earlier attempt
+        can have written it and the lookup is skipped.
+        """
         if body.method == "card_present" and (body.card is None or body.entry_mode is None):
             raise Unprocessable(
                 "A card-present payment needs the card read and its entry_mode.",
@@ -180,10 +186,11 @@ class PaymentService:
                 "QR wallet payments capture automatically.", code="capture_method_not_supported"
             )
         async with sessionmaker() as session, session.begin():
-            existing = await PaymentRepository(session, principal.scope).get(payment_id)
-            if existing is not None:
-                await enforce_on_payment(session, principal, existing)
-                return existing, True
+            if not fresh:
+                existing = await PaymentRepository(session, principal.scope).get(payment_id)
+                if existing is not None:
+                    await enforce_on_payment(session, principal, existing)
+                    return existing, True
             await enforce_on_create(session, principal, body, payment_id)
             point = await self.paying_point(session, principal, body)
             created_at = uuid7_time(payment_id)
@@ -210,8 +217,9 @@ class PaymentService:
                 metadata_=dict(body.metadata),
                 version=1,
             )
+            # Inserted by the transition's flush, already ``processing``: one INSERT, where
+            # inserting it ``pending`` and then moving it would cost an UPDATE more.
             session.add(payment)
-            await session.flush()
             await transition(
                 session,
                 payment,
@@ -228,22 +236,27 @@ class PaymentService:
         session: AsyncSession,
         connector: PaymentConnector,
         principal: Principal,
-        payment_id: uuid.UUID,
+        begun: Payment,
         body: PaymentCreate,
         *,
         resumed: bool,
     ) -> Payment:
         """Steps (2) and (3): ask the provider, then record what it said.
 
-        A resumed payment (a retry after a lost answer) first asks the provider whether it
-        already has it, and only sends it again when the provider never saw it.
+        ``begun`` is what :meth:`begin_create` committed (or found). A resumed payment (a retry
+        after a lost answer) is read again, since a webhook or the reconciler may have settled
+        it since; it first asks the provider whether it already has it, and only sends it again
+        when the provider never saw it. A new one goes straight to the provider.
         """
-        payment = await self.get(session, principal, payment_id)
-        if payment.status != S.PROCESSING.value:
-            return payment  # resumed after it was already settled
+        payment_id = begun.id
+        payment = begun
+        if resumed:
+            payment = await self.get(session, principal, payment_id)
+            if payment.status != S.PROCESSING.value:
+                return payment  # resumed after it was already settled
+            # Release the row while the provider works: a slow acquirer must not hold locks.
+            await session.commit()
         total = payment.amount + payment.tip_amount
-        # Release the row while the provider works: a slow acquirer must not hold locks.
-        await session.commit()
         outcome: Authorization | QrPayment | None = None
         failure: tuple[str, str] | None = None
         try:

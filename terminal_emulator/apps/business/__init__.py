@@ -13,10 +13,11 @@ from terminal_emulator.android import (
 )
 from terminal_emulator.apps.business.app import BusinessApplication
 from terminal_emulator.apps.business.main import MainActivity
+from terminal_emulator.apps.business.webview import WEBVIEW_ACTIVITY, WebViewActivity
 from terminal_emulator.apps.common import TerminalServices
 from terminal_emulator.contract import BUSINESS_PACKAGE
 
-__all__ = ["BusinessApplication", "MainActivity", "manifest"]
+__all__ = ["WEBVIEW_ACTIVITY", "BusinessApplication", "MainActivity", "WebViewActivity", "manifest"]
 
 
 def manifest(services: TerminalServices) -> PackageManifest:
@@ -32,6 +33,13 @@ def manifest(services: TerminalServices) -> PackageManifest:
                     IntentFilter.create([ACTION_MAIN], categories=[CATEGORY_LAUNCHER]),
                 ),
                 label="POS",
+            ),
+            # A merchant's page: am start -n jp.mpac.business/.WebViewActivity -d <url>
+            ActivityDeclaration(
+                ".WebViewActivity",
+                lambda: WebViewActivity(services),
+                exported=True,
+                label="Web page",
             ),
         ),
         application=lambda: BusinessApplication(services),
