@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import TimeoutError as SqlAlchemyPoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.core.cors import CORS_HEADERS_STATE_KEY
@@ -159,6 +160,20 @@ def install_problem_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) and exc.detail else title
         headers = dict(exc.headers) if exc.headers else None
         problem = Problem(detail, code=code, status=exc.status_code, title=title, headers=headers)
+        return problem_response(problem, request)
+
+    @app.exception_handler(SqlAlchemyPoolTimeout)
+    async def _pool_exhausted(request: Request, exc: SqlAlchemyPoolTimeout) -> JSONResponse:
+        # Every pooled connection is in use for longer than the pool timeout: the service is
+        # overloaded, not broken. Clients retry after a second instead of reporting a defect.
+        logger.warning(
+            "database pool exhausted on %s %s: answering 503", request.method, request.url.path
+        )
+        problem = ServiceUnavailable(
+            "The service is busy; retry in a moment.",
+            code="service_busy",
+            headers={"Retry-After": "1"},
+        )
         return problem_response(problem, request)
 
     @app.exception_handler(Exception)

@@ -200,3 +200,44 @@ def test_a_500_still_names_the_request_so_the_log_line_can_be_found(bare: BareCl
     body = _assert_problem(response, 500, "internal_error")
     assert body["request_id"] == "req-boom-1"
     assert response.headers["x-request-id"] == "req-boom-1"
+
+
+# --- a saturated database pool -----------------------------------------------------------------
+
+
+def test_a_saturated_database_pool_is_a_503_with_retry_after(test_database_url: str) -> None:
+    """Found by the locust run: smarttab answered 500 when its pool was exhausted. A full pool
+    is the service being busy, not broken: 503 ``service_busy`` with Retry-After, so clients
+    (and the load generator) back off instead of reporting a defect."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from backend.core.database import async_database_url
+
+    engine = create_async_engine(
+        async_database_url(test_database_url), pool_size=1, max_overflow=0, pool_timeout=0.2
+    )
+    app = FastAPI()
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware)
+
+    @app.get("/needs-the-database")
+    async def needs_the_database() -> dict[str, int]:
+        async with engine.connect() as connection:
+            return {"one": (await connection.execute(text("SELECT 1"))).scalar_one()}
+
+    async def scenario() -> tuple[httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+            async with engine.connect():  # the pool's only connection, held by "someone else"
+                busy = await client.get("/needs-the-database")
+            free = await client.get("/needs-the-database")
+        await engine.dispose()
+        return busy, free
+
+    busy, free = asyncio.run(scenario())
+    body = _assert_problem(busy, 503, "service_busy")
+    assert busy.headers["retry-after"] == "1"
+    assert body["request_id"] == busy.headers["x-request-id"]
+    assert free.status_code == 200
+    assert free.json() == {"one": 1}
