@@ -13,8 +13,9 @@ class _Synced(BaseModel):
 
     psp_id: uuid.UUID
     status: DirectoryStatus
-    # The portal's outbox sequence number: only a newer version replaces what pgw holds.
-    source_version: int = Field(ge=1)
+    # The portal's outbox sequence number: only a newer version replaces what pgw holds. A
+    # BIGINT column: a larger number is refused here, not by the database.
+    source_version: int = Field(ge=1, le=2**63 - 1)
 
 
 class MerchantSync(_Synced):

@@ -4,7 +4,7 @@ a QR payment as SVG and a payment's status as server-sent events (docs/payment-t
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -12,6 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 from backend.core.auth import require
 from backend.core.authz import Permission, Principal
 from backend.core.database import SessionDep
+from backend.core.errors import problem_response_doc
 from backend.pgw.context import PgwDep
 from backend.pgw.payments.routes import payment_read
 from backend.pgw.payments.service import payment_service
@@ -24,8 +25,6 @@ payments_router = APIRouter(prefix="/v1/payments", tags=["payments"])
 # Static files: not API, so not in the OpenAPI document.
 files_router = APIRouter(include_in_schema=False)
 
-_PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
-
 
 @payments_router.get(
     "/{payment_id}/qr.svg",
@@ -33,8 +32,8 @@ _PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
     response_class=Response,
     responses={
         200: {"content": {"image/svg+xml": {}}, "description": "The code to scan"},
-        404: {**_PROBLEM, "description": "`payment_not_found`"},
-        409: {**_PROBLEM, "description": "`qr_not_available`: not a QR payment, or not waiting"},
+        404: problem_response_doc("`payment_not_found`"),
+        409: problem_response_doc("`qr_not_available`: not a QR payment, or not waiting"),
     },
 )
 async def payment_qr_code(
@@ -69,7 +68,7 @@ async def payment_qr_code(
     response_class=StreamingResponse,
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "The event stream"},
-        404: {**_PROBLEM, "description": "`payment_not_found`"},
+        404: problem_response_doc("`payment_not_found`"),
     },
 )
 async def payment_stream(

@@ -19,7 +19,8 @@ async def list_audit_events(
     principal: Annotated[Principal, Depends(require(Permission.AUDIT_READ))],
     event_type: str | None = None,
     outcome: str | None = Query(default=None, pattern="^(success|failure)$"),
-    before_id: int | None = Query(default=None, ge=1),
+    # The id column is a BIGINT: a larger cursor is refused here, not by the database.
+    before_id: int | None = Query(default=None, ge=1, le=2**63 - 1),
     limit: int = Query(default=50, ge=1, le=200),
 ) -> AuditEventPage:
     rows = await AuditRepository(session, principal.scope).search(

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request, Resp
 from backend.core.auth import require
 from backend.core.authz import Permission, Principal
 from backend.core.database import SessionDep
-from backend.core.errors import BadRequest
+from backend.core.errors import BadRequest, problem_response_doc
 from backend.smarttab.models import TabPart, TabPaymentAttempt
 from backend.smarttab.tabs.schemas import (
     MAX_PARTS,
@@ -60,8 +60,8 @@ IfMatch = Annotated[
 
 _ETAG = re.compile(r'"([0-9]{1,9})"|([0-9]{1,9})')
 _IF_MATCH_DOC: dict[int | str, dict[str, Any]] = {
-    412: {"description": "version_conflict: the tab changed since the ETag sent"},
-    428: {"description": "precondition_required: no If-Match"},
+    412: problem_response_doc("version_conflict: the tab changed since the ETag sent"),
+    428: problem_response_doc("precondition_required: no If-Match"),
 }
 
 

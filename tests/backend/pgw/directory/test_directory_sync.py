@@ -69,3 +69,34 @@ def test_a_malformed_sync_is_refused_precisely(as_portal: httpx.Client) -> None:
         ("status",),
         ("source_version",),
     }
+
+
+@pytest.mark.parametrize("kind", ["merchants", "stores", "terminals"])
+def test_a_source_version_beyond_bigint_is_refused_not_a_500(
+    as_portal: httpx.Client, kind: str
+) -> None:
+    """Found by the API fuzzer: a version past PostgreSQL's BIGINT passed validation and made
+    the upsert fail (500 internal_error)."""
+    body = {
+        "psp_id": str(uuid.uuid4()),
+        "merchant_id": str(uuid.uuid4()),
+        "store_id": str(uuid.uuid4()),
+        "name": "by_method",
+        "timezone": "Asia/Tokyo",
+        "serial": "SN-1",
+        "status": "decommissioned",
+        "source_version": 1735736872964162678947840,
+    }
+    if kind == "merchants":
+        body = {key: body[key] for key in ("psp_id", "name", "status", "source_version")}
+    elif kind == "stores":
+        body.pop("store_id"), body.pop("serial")
+    else:
+        body.pop("name"), body.pop("timezone")
+    response = as_portal.put(f"/internal/v1/directory/{kind}/{uuid.uuid4()}", json=body)
+    assert response.status_code == 422, response.text
+    assert [error["loc"] for error in response.json()["errors"]] == [["body", "source_version"]]
+    at_the_limit = as_portal.put(
+        f"/internal/v1/directory/{kind}/{uuid.uuid4()}", json={**body, "source_version": 2**63 - 1}
+    )
+    assert at_the_limit.status_code == 200, at_the_limit.text

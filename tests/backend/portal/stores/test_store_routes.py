@@ -279,3 +279,19 @@ def test_an_unknown_store_is_not_found(portal_client: httpx.Client, tenant: Tena
         404,
         "merchant_not_found",
     )
+
+
+def test_a_store_name_with_a_nul_character_is_a_422_not_a_500(
+    portal_client: httpx.Client, tenant: Tenant
+) -> None:
+    """Found by the API fuzzer: PostgreSQL cannot store NUL, and the update failed with a 500."""
+    # The exact body the fuzzer sent (JSON escapes; \ud9d6\ude23 is one valid character).
+    response = portal_client.patch(
+        f"/v1/stores/{tenant.store_b_id}",
+        headers={**tenant.admin.headers, "content-type": "application/json"},
+        content=b'{"name": "\\u0000\\u00fb\\u00af\\u000e \\ud9d6\\ude23"}',
+    )
+    body = _problem(response, 422, "validation_failed")
+    assert body["errors"][0]["loc"] == ["body", "name"]
+    name = portal_client.get(f"/v1/stores/{tenant.store_b_id}", headers=tenant.admin.headers)
+    assert name.json()["name"] == "Store B"
