@@ -18,6 +18,8 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "backend.portal.keys.commands",
     "terminal_emulator.commands",
     "android_bridge.commands",
+    "loadtest.bench",
+    "loadtest.commands",
 )
 
 Handler = Callable[[argparse.Namespace], int]

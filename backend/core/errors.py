@@ -18,6 +18,58 @@ PROBLEM_CONTENT_TYPE = "application/problem+json"
 logger = logging.getLogger(__name__)
 
 
+# The body of every error answer, as each service's OpenAPI documents it (components.schemas).
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details; `code` is stable (docs/errors.md).",
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string", "description": "`urn:mpac:problem:<code>`"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "code": {"type": "string", "description": "What clients branch on"},
+        "instance": {"type": "string"},
+        "request_id": {"type": "string", "description": "Equals the X-Request-ID header"},
+        "errors": {
+            "type": "array",
+            "description": "`validation_failed`, `malformed_json`: what does not match",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "loc": {"type": "array", "items": {"type": ["string", "integer"]}},
+                    "msg": {"type": "string"},
+                    "type": {"type": ["string", "null"]},
+                },
+            },
+        },
+    },
+    # Extension members (current_status, retry_after_s, permission, ...) per code.
+    "additionalProperties": True,
+}
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
+
+
+def problem_response_doc(description: str) -> dict[str, Any]:
+    """An OpenAPI ``responses`` entry answered as problem details."""
+    return {
+        "description": description,
+        "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
+    }
+
+
+# Every operation of every service documents these (create_service_app); a route documents a
+# specific error status with problem_response_doc to say what it means there.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": problem_response_doc("The request was refused: problem details (docs/errors.md)"),
+    "5XX": problem_response_doc(
+        "The service could not answer (`service_busy`, `dependency_unavailable`, "
+        "`provider_unavailable`, ...); 500 `internal_error` is a defect"
+    ),
+}
+
+
 class Problem(Exception):
     """An error the client can act on; ``code`` is stable and documented, ``detail`` is prose."""
 
@@ -156,6 +208,12 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI's own 400 for a JSON body that is not even UTF-8: the same refusal as
+            # any other body that is not JSON.
+            return problem_response(
+                BadRequest("The request body is not valid JSON.", code="malformed_json"), request
+            )
         code, title = _HTTP_STATUS_CODES.get(exc.status_code, ("http_error", "HTTP error"))
         detail = exc.detail if isinstance(exc.detail, str) and exc.detail else title
         headers = dict(exc.headers) if exc.headers else None

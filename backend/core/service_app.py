@@ -13,11 +13,17 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.core.database import create_engine, create_sessionmaker
-from backend.core.errors import ServiceUnavailable, install_problem_handlers
+from backend.core.errors import (
+    PROBLEM_RESPONSES,
+    PROBLEM_SCHEMA,
+    ServiceUnavailable,
+    install_problem_handlers,
+)
 from backend.core.jwks import JwksKeySource
 from backend.core.redis import create_redis
 from backend.core.request_context import RequestContextMiddleware
 from backend.core.settings import Settings
+from backend.core.text_guard import UnstorableTextMiddleware
 from backend.core.tokens import TokenVerifier
 
 ServiceSetup = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -119,8 +125,22 @@ def create_service_app(
             await app.state.redis.aclose()
             await app.state.engine.dispose()
 
-    app = FastAPI(title=title, version="0.1.0", lifespan=lifespan)
-    # Starlette puts the last one added outermost.
+    # Every operation documents its errors as problem details (instead of FastAPI's 422 body,
+    # which no service sends); the Problem schema joins the generated components.
+    app = FastAPI(title=title, version="0.1.0", lifespan=lifespan, responses=PROBLEM_RESPONSES)
+
+    def openapi_with_problem() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
+                PROBLEM_SCHEMA
+            )
+        return app.openapi_schema or {}
+
+    app.openapi = openapi_with_problem  # type: ignore[method-assign]
+    # Starlette puts the last one added outermost. The text guard is innermost, so its 422 goes
+    # out through CORS, security headers and the request id like any route's answer.
+    app.add_middleware(UnstorableTextMiddleware)
     for extra in reversed(middleware):
         app.add_middleware(extra.cls, *extra.args, **extra.kwargs)
     app.add_middleware(SecurityHeadersMiddleware)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -202,14 +203,77 @@ def decode_with_key(
         raise InvalidToken("malformed", f"the token could not be decoded: {exc}") from exc
 
 
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    kid: str
+    key: VerificationKey
+    claims: dict[str, Any]
+    expires_at: int
+
+
+# Tokens whose signature and claims verified, by exact token text: a device presents the same
+# token on every request for its 60-120 s, and checking an ES256 signature (with PyJWT's parsing
+# around it) is most of what authenticating a request costs.
+VERIFIED_CACHE_SIZE = 4096
+
+
 class TokenVerifier:
-    def __init__(self, keys: KeySource, *, issuer: str, audience: str, leeway_s: int) -> None:
+    """Verifies access tokens; remembers the ones that verified until they expire.
+
+    A remembered token is only accepted again while its key is still served by the key source
+    under the same kid (a key withdrawn from the JWKS ends its tokens at once, as before) and
+    while ``exp`` (plus the leeway) has not passed; ``token_use`` is checked on every call.
+    Only the exact same token text hits, so a modified token is always verified in full.
+    Refused tokens are never remembered.
+    """
+
+    def __init__(
+        self,
+        keys: KeySource,
+        *,
+        issuer: str,
+        audience: str,
+        leeway_s: int,
+        cache_size: int = VERIFIED_CACHE_SIZE,
+    ) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
         self.leeway_s = leeway_s
+        self._cache_size = cache_size
+        self._verified: OrderedDict[str, _Verified] = OrderedDict()
 
     async def verify(self, token: str, *, token_uses: Iterable[str]) -> dict[str, Any]:
+        claims = await self._remembered(token)
+        if claims is None:
+            claims = await self._verify(token)
+        allowed_uses = set(token_uses)
+        if claims.get("token_use") not in allowed_uses:
+            raise InvalidToken(
+                "wrong_token_use", f"a {claims.get('token_use')!r} token cannot be used here"
+            )
+        return claims
+
+    async def _remembered(self, token: str) -> dict[str, Any] | None:
+        verified = self._verified.get(token)
+        if verified is None:
+            return None
+        current = await self.keys.get(verified.kid)
+        # PyJWT's rule: expired once exp <= now - leeway.
+        if current != verified.key or verified.expires_at <= time.time() - self.leeway_s:
+            self._verified.pop(token, None)
+            return None
+        self._verified.move_to_end(token)
+        return dict(verified.claims)
+
+    def _remember(self, token: str, kid: str, key: VerificationKey, claims: dict[str, Any]) -> None:
+        if self._cache_size <= 0:
+            return
+        self._verified[token] = _Verified(kid, key, dict(claims), int(claims["exp"]))
+        while len(self._verified) > self._cache_size:
+            self._verified.popitem(last=False)
+
+    async def _verify(self, token: str) -> dict[str, Any]:
         header = unverified_header(token)
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
@@ -226,9 +290,6 @@ class TokenVerifier:
             leeway_s=self.leeway_s,
             required=("exp", "iat", "sub", "jti", "token_use"),
         )
-        allowed_uses = set(token_uses)
-        if claims.get("token_use") not in allowed_uses:
-            raise InvalidToken(
-                "wrong_token_use", f"a {claims.get('token_use')!r} token cannot be used here"
-            )
+        if isinstance(claims.get("exp"), int | float):
+            self._remember(token, kid, key, claims)
         return claims

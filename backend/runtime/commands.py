@@ -33,6 +33,7 @@ from backend.runtime.server import (
     Platform,
     PlatformError,
     PlatformStartupError,
+    run_event_loop,
     serve_until_signalled,
 )
 
@@ -106,6 +107,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument("--service", required=True, choices=SERVICE_NAMES, help="which service")
     serve.add_argument("--port", type=int, metavar="N", help="port (default: the service's)")
     serve.add_argument("--host", help="interface to listen on (default: $MPAC_HOST or 127.0.0.1)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N processes of the service on the same port (SO_REUSEPORT; default 1)",
+    )
+    # Set by the --workers supervisor on its children: bind the shared port with SO_REUSEPORT.
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(handler=cmd_serve)
 
 
@@ -202,7 +212,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     def body(infra: Infrastructure) -> int:
         demo_lines = _seed_demo(infra.settings).lines() if args.demo else []
         platform = Platform(infra.settings, log_level=args.log_level)
-        asyncio.run(
+        run_event_loop(
             serve_until_signalled(platform, on_started=lambda: _print(banner(infra, demo_lines)))
         )
         logger.info("all services stopped")
@@ -267,9 +277,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     service: str = args.service
     try:
+        if args.workers < 1:
+            raise SetupError(f"--workers {args.workers}: at least one worker is needed")
         settings = _serve_settings(args)
-        platform = Platform(settings, services=(service,), log_level=args.log_level)
-        asyncio.run(
+        if args.workers > 1:
+            from backend.runtime.workers import run_workers
+
+            state_dir = str(args.state_dir) if args.state_dir is not None else None
+            return run_workers(
+                service,
+                settings,
+                workers=args.workers,
+                log_level=args.log_level,
+                state_dir=state_dir,
+            )
+        platform = Platform(
+            settings, services=(service,), log_level=args.log_level, reuse_port=args.reuse_port
+        )
+        run_event_loop(
             serve_until_signalled(
                 platform,
                 on_started=lambda: _print(

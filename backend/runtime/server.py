@@ -16,9 +16,10 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import Any, TypeVar
 
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,6 +28,7 @@ from backend.core.settings import SERVICE_NAMES, Settings
 from backend.runtime.log_setup import ServiceLogContext, set_log_service
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _POLL_S = 0.05
 # Bounds how long a shutdown waits for in-flight requests before cancelling them.
@@ -105,8 +107,12 @@ class _LifespanProbe:
         return None
 
 
-def _listen(service: str, host: str, port: int) -> socket.socket:
-    """Bind the service's port up front, so a port in use fails before any app starts."""
+def _listen(service: str, host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """Bind the service's port up front, so a port in use fails before any app starts.
+
+    ``reuse_port`` (SO_REUSEPORT) lets several worker processes of one service listen on the
+    same port, the kernel spreading new connections over them (``mpac serve --workers``).
+    """
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -118,6 +124,8 @@ def _listen(service: str, host: str, port: int) -> socket.socket:
         # Lets a restart rebind while the previous run's connections sit in TIME_WAIT; Linux
         # still refuses the bind while another socket listens on the port.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         sock.listen(2048)
     except OSError as exc:
@@ -158,12 +166,14 @@ class Platform:
         apps: Mapping[str, ASGIApp] | None = None,
         log_level: str = "info",
         access_log: bool = True,
+        reuse_port: bool = False,
     ) -> None:
         self.settings = settings
         self.services = tuple(services)
         self._apps = dict(apps or {})
         self._log_level = log_level
         self._access_log = access_log
+        self._reuse_port = reuse_port
         self._running: list[_Service] = []
         self._exit_requested = False
 
@@ -188,7 +198,14 @@ class Platform:
         try:
             # Every port first: a port in use then fails before any app is even built.
             for name in self.services:
-                sockets.append(_listen(name, self.settings.host, self.settings.port_of(name)))
+                sockets.append(
+                    _listen(
+                        name,
+                        self.settings.host,
+                        self.settings.port_of(name),
+                        reuse_port=self._reuse_port,
+                    )
+                )
             for name, sock in zip(self.services, sockets, strict=True):
                 app = self._apps.get(name) or load_app(name, self.settings)
                 probe = _LifespanProbe(ServiceLogContext(app, name))
@@ -201,6 +218,10 @@ class Platform:
                     log_level=self._log_level,
                     access_log=self._access_log,
                     server_header=False,
+                    # permessage-deflate keeps a zlib context per socket (about 40 KiB of an
+                    # idle device's ~90 KiB on smarttab) to shrink JSON events of a few hundred
+                    # bytes: not worth it (docs/performance.md).
+                    ws_per_message_deflate=False,
                     timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
                 )
                 prepared.append(_Service(name=name, server=_Server(config), sock=sock, probe=probe))
@@ -281,6 +302,21 @@ class Platform:
             raise PlatformError("; ".join(failures))
         if all_started and not exit_was_requested:
             raise PlatformError(f"stopped on its own: {', '.join(ended_first)}")
+
+
+def run_event_loop(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)`` on uvloop when it is installed (``uvicorn[standard]`` brings it).
+
+    uvicorn picks uvloop itself only when it creates the loop; the platform creates its own
+    (several servers share it), so it asks for uvloop here: its event loop and transports cost
+    less CPU per request and per socket than asyncio's default ones.
+    """
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - a dependency of uvicorn[standard]
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 @contextlib.contextmanager

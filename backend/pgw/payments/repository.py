@@ -20,7 +20,9 @@ class PaymentRepository(TenantRepository[Payment]):
         # created_at equals the id's timestamp, so this reads exactly one monthly partition.
         statement = self.scoped().where(Payment.id == id_, Payment.created_at == uuid7_time(id_))
         if for_update:
-            statement = statement.with_for_update()
+            # The locked row as it is now, even when this session loaded it before the lock:
+            # a webhook or the reconciler may have moved it in between.
+            statement = statement.with_for_update().execution_options(populate_existing=True)
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def search(

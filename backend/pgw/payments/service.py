@@ -308,6 +308,13 @@ class PaymentService:
             )
         except ProviderRejected as rejected:
             failure = (rejected.code, rejected.detail or "The provider rejected the payment.")
+        if outcome is None and failure is None:
+            # No answer in time: the answer is 202 ``processing`` as asked, whatever a webhook
+            # may have written meanwhile; a retry with the key, the webhook or the reconciler
+            # settles it. Nothing to write, so the row is not even read again.
+            return payment
+        # Read afresh in this session (never an object loaded before the provider call: it
+        # would not show what a webhook changed in the meantime).
         payment = await self.get(session, principal, payment_id, for_update=True)
         if payment.status != S.PROCESSING.value:
             return payment  # the reconciler or a webhook got there first

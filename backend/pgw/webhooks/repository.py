@@ -5,7 +5,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from backend.core.ids import uuid7_time
@@ -27,9 +27,13 @@ class ProviderEventRepository(Repository[ProviderWebhookEvent]):
         return (await self.session.execute(statement)).first() is not None
 
     async def set_outcome(self, event_id: str, outcome: str, payment_id: uuid.UUID | None) -> None:
-        event = await self.session.get(ProviderWebhookEvent, event_id)
-        assert event is not None
-        event.outcome, event.payment_id = outcome, payment_id
+        # One UPDATE: loading the row first (it was inserted above, outside the ORM) would cost
+        # a SELECT more on every webhook.
+        await self.session.execute(
+            update(ProviderWebhookEvent)
+            .where(ProviderWebhookEvent.event_id == event_id)
+            .values(outcome=outcome, payment_id=payment_id)
+        )
 
 
 class ProviderPaymentRepository(Repository[Payment]):

@@ -103,3 +103,36 @@ def test_request_session_keeps_a_refusals_security_record(test_settings: Setting
 
 def test_request_session_rolls_back_on_unexpected_errors(test_settings: Settings) -> None:
     assert _run_request(test_settings, RuntimeError("boom")) == ([], False)
+
+
+def test_an_idle_connection_the_server_dropped_is_replaced_before_use(
+    test_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No pre-ping on every checkout, but one idle past IDLE_PING_AFTER_S is checked first."""
+    import backend.core.database as database
+
+    monkeypatch.setattr(database, "IDLE_PING_AFTER_S", 0.2)
+
+    async def main() -> tuple[int, int, int]:
+        engine = create_engine(test_settings, application_name="tests-db-idle")
+        admin = create_engine(test_settings, application_name="tests-db-admin")
+        try:
+            async with engine.connect() as connection:
+                first = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            # Used a moment ago: handed out again as is, same server process.
+            async with engine.connect() as connection:
+                again = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            # The server drops it while it sits idle in the pool (a restart, an idle timeout).
+            async with admin.connect() as other:
+                await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+            await asyncio.sleep(0.4)
+            async with engine.connect() as connection:
+                after = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            return first, again, after
+        finally:
+            await engine.dispose()
+            await admin.dispose()
+
+    first, again, after = asyncio.run(main())
+    assert again == first
+    assert after != first

@@ -19,6 +19,7 @@ from backend.core.errors import (
     install_problem_handlers,
 )
 from backend.core.request_context import RequestContextMiddleware
+from backend.runtime.server import PlatformThread
 
 
 def _assert_problem(response: httpx.Response, status: int, code: str) -> dict:
@@ -86,6 +87,38 @@ def test_an_unsafe_caller_request_id_is_replaced(service_client: httpx.Client) -
 def test_health_endpoints_answer(service_client: httpx.Client) -> None:
     assert service_client.get("/healthz").json()["status"] == "ok"
     assert service_client.get("/readyz").json()["status"] == "ready"
+
+
+def _operations(spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (f"{method.upper()} {path}", operation)
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+    ]
+
+
+@pytest.mark.parametrize("service", ["portal", "smarttab", "pgw", "provider"])
+def test_the_openapi_documents_every_error_as_problem_details(
+    platform: PlatformThread, service: str
+) -> None:
+    """Found by the API fuzzer: every 422 (and every other error) is problem+json, but the
+    schemas documented FastAPI's ``{"detail": [...]}`` under ``application/json`` for 422 and
+    nothing for the other errors, so no client or checker could trust the documented answers."""
+    spec = httpx.get(f"{platform.url_of(service)}/openapi.json").json()
+    problem = spec["components"]["schemas"]["Problem"]
+    assert {"type", "title", "status", "detail", "code"} <= set(problem["required"])
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    documented = {"schema": {"$ref": "#/components/schemas/Problem"}}
+    for label, operation in _operations(spec):
+        responses = operation["responses"]
+        for status in ("4XX", "5XX"):
+            assert responses[status]["content"] == {PROBLEM_CONTENT_TYPE: documented}, label
+        for status, response in responses.items():
+            if status.startswith(("4", "5")):
+                assert response.get("content") == {PROBLEM_CONTENT_TYPE: documented}, (
+                    label,
+                    status,
+                )
 
 
 # --- the handlers on a bare app ----------------------------------------------------------------
@@ -181,6 +214,16 @@ def test_malformed_json_is_a_400_malformed_json(bare: BareClient) -> None:
         "/echo", content=b'{"amount": 1,', headers={"content-type": "application/json"}
     )
     _assert_problem(response, 400, "malformed_json")
+
+
+def test_a_body_that_is_not_utf8_is_a_400_malformed_json_too(bare: BareClient) -> None:
+    """Found by the API fuzzer: bytes that are not UTF-8 made FastAPI raise its own 400 "There
+    was an error parsing the body", answered with the undocumented code ``bad_request``."""
+    response = bare.post(
+        "/echo", content=b"n'>*(\xff", headers={"content-type": "application/json"}
+    )
+    body = _assert_problem(response, 400, "malformed_json")
+    assert body["detail"] == "The request body is not valid JSON."
 
 
 def test_schema_violation_is_a_422_that_lists_fields_without_echoing_input(

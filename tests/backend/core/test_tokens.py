@@ -18,6 +18,7 @@ from backend.core.tokens import (
     StaticKeySource,
     TokenIssuer,
     TokenVerifier,
+    VerificationKey,
     decode_with_key,
     generate_signing_key,
     public_jwk,
@@ -379,3 +380,117 @@ def test_public_jwk_of_rsa_key_round_trips(rs_key: SigningKey) -> None:
         StaticKeySource([parsed]), issuer=ISSUER, audience=AUDIENCE, leeway_s=0
     )
     assert _verify(verifier, token)["iss"] == ISSUER
+
+
+# --- remembering verified tokens -----------------------------------------------------------
+
+
+class _MutableKeySource:
+    """Keys that can be withdrawn, as a JWKS after an emergency rotation."""
+
+    def __init__(self, *keys: SigningKey) -> None:
+        self.keys = {key.kid: key.verification_key() for key in keys}
+        self.lookups = 0
+
+    async def get(self, kid: str) -> VerificationKey | None:
+        self.lookups += 1
+        return self.keys.get(kid)
+
+
+def _counting_decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    import backend.core.tokens as tokens
+
+    decoded: list[str] = []
+    real = tokens.decode_with_key
+
+    def counting(token: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        decoded.append(token)
+        return real(token, *args, **kwargs)
+
+    monkeypatch.setattr(tokens, "decode_with_key", counting)
+    return decoded
+
+
+def test_a_verified_token_is_not_decoded_again(
+    es_key: SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded = _counting_decodes(monkeypatch)
+    verifier = _verifier(es_key)
+    token = forge(_claims(), es_key)
+    first, second = _verify(verifier, token), _verify(verifier, token)
+    assert first == second
+    assert decoded == [token]
+    # Callers get their own copy: changing it changes nothing remembered.
+    second["role"] = "psp_admin"
+    assert _verify(verifier, token)["role"] == "cashier"
+
+
+def test_a_remembered_token_still_has_its_token_use_checked(es_key: SigningKey) -> None:
+    verifier = _verifier(es_key)
+    token = forge(_claims(token_use="device"), es_key)
+    assert _verify(verifier, token, ("device",))["token_use"] == "device"
+    assert _refusal(verifier, token, ("user",)) == "wrong_token_use"
+
+
+def test_a_remembered_token_is_refused_once_its_key_is_withdrawn(es_key: SigningKey) -> None:
+    source = _MutableKeySource(es_key)
+    verifier = TokenVerifier(source, issuer=ISSUER, audience=AUDIENCE, leeway_s=LEEWAY_S)
+    token = forge(_claims(), es_key)
+    _verify(verifier, token)
+    source.keys.clear()
+    assert _refusal(verifier, token) == "unknown_kid"
+
+
+def test_a_remembered_token_is_verified_again_when_its_kid_serves_another_key(
+    es_key: SigningKey,
+) -> None:
+    source = _MutableKeySource(es_key)
+    verifier = TokenVerifier(source, issuer=ISSUER, audience=AUDIENCE, leeway_s=LEEWAY_S)
+    token = forge(_claims(), es_key)
+    _verify(verifier, token)
+    other = generate_signing_key("ES256")
+    source.keys[es_key.kid] = SigningKey(es_key.kid, "ES256", other.private_key).verification_key()
+    assert _refusal(verifier, token) == "bad_signature"
+
+
+def test_a_remembered_token_is_refused_once_it_expires(es_key: SigningKey) -> None:
+    verifier = TokenVerifier(
+        StaticKeySource([es_key.verification_key()]), issuer=ISSUER, audience=AUDIENCE, leeway_s=0
+    )
+    exp = int(time.time()) + 1
+    token = forge(_claims(exp=exp, iat=exp - 60, nbf=exp - 60), es_key)
+    _verify(verifier, token)
+    while time.time() < exp + 0.05:
+        time.sleep(0.05)
+    assert _refusal(verifier, token) == "expired"
+
+
+def test_a_modified_copy_of_a_remembered_token_is_verified_in_full(es_key: SigningKey) -> None:
+    verifier = _verifier(es_key)
+    token = forge(_claims(role="cashier"), es_key)
+    _verify(verifier, token)
+    assert _refusal(verifier, tamper_claims(token, role="psp_admin")) == "bad_signature"
+
+
+def test_refused_tokens_are_never_remembered(
+    es_key: SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded = _counting_decodes(monkeypatch)
+    verifier = _verifier(es_key)
+    token = forge(_claims(aud="other"), es_key)
+    assert _refusal(verifier, token) == "wrong_audience"
+    assert _refusal(verifier, token) == "wrong_audience"
+    assert decoded == [token, token]
+
+
+def test_remembered_tokens_are_bounded(es_key: SigningKey) -> None:
+    verifier = TokenVerifier(
+        StaticKeySource([es_key.verification_key()]),
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        leeway_s=LEEWAY_S,
+        cache_size=2,
+    )
+    for _ in range(5):
+        _verify(verifier, forge(_claims(), es_key))
+    assert len(verifier._verified) == 2
