@@ -127,6 +127,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="use this Redis instead of an embedded one",
     )
     parser.add_argument(
+        "--db-pool-size",
+        type=int,
+        metavar="N",
+        help="MPAC_DB_POOL_SIZE of every service process (default: the settings' 10)",
+    )
+    parser.add_argument(
         "--profile",
         metavar="FILE",
         help="run pgw under cProfile and write its stats to FILE (slows pgw down: profile "
@@ -148,9 +154,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def cmd_bench(args: argparse.Namespace) -> int:
     from loadtest.bench_run import BenchOptions, run_bench
 
-    if min(args.clients, args.ws_devices, args.ws_publishers) < 1 or args.duration <= 0:
+    sizes = (args.clients, args.ws_devices, args.ws_publishers, args.db_pool_size or 1)
+    if min(sizes) < 1 or args.duration <= 0:
         print(
-            "mpac bench: clients, devices, publishers and duration must be positive",
+            "mpac bench: clients, devices, publishers, pool size and duration must be positive",
             file=sys.stderr,
         )
         return 2
@@ -167,6 +174,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         database_url=args.database_url,
         redis_url=args.redis_url,
         profile=args.profile,
+        db_pool_size=args.db_pool_size,
     )
     report: dict[str, Any] = run_bench(options, progress=not args.json)
     if args.json:

@@ -207,6 +207,7 @@ def bench_platform(
     state_dir: Path | None = None,
     keep_state: bool = False,
     pgw_workers: int = 1,
+    db_pool_size: int | None = None,
 ) -> Iterator[BenchPlatform]:
     """Start PostgreSQL/Redis (embedded unless URLs are given), migrate, run every service."""
     own_dir = state_dir is None
@@ -218,7 +219,9 @@ def bench_platform(
         f"{name}_port": port
         for name, port in zip(SERVICE_NAMES, free_ports(len(SERVICE_NAMES)), strict=True)
     }
+    pool: dict[str, Any] = {} if db_pool_size is None else {"db_pool_size": db_pool_size}
     settings = Settings(
+        **pool,
         database_url=database_url,
         redis_url=redis_url,
         state_dir=directory,

@@ -58,6 +58,8 @@ class BenchOptions:
     database_url: str = ""
     redis_url: str = ""
     profile: str | None = None
+    # MPAC_DB_POOL_SIZE of every service process (None: the settings' default).
+    db_pool_size: int | None = None
 
 
 def machine() -> dict[str, Any]:
@@ -324,7 +326,11 @@ def run_bench(options: BenchOptions, *, progress: bool = True) -> dict[str, Any]
         "options": {**options.__dict__, "open_files_limit": limit},
     }
     profile = Path(options.profile).resolve() if options.profile else None
-    with bench_platform(database_url=options.database_url, redis_url=options.redis_url) as platform:
+    with bench_platform(
+        database_url=options.database_url,
+        redis_url=options.redis_url,
+        db_pool_size=options.db_pool_size,
+    ) as platform:
         if profile is not None:
             platform.restart("pgw", profile_to=profile)
         report.update(run_async(_run(options, platform, progress)))
@@ -384,8 +390,14 @@ def render(report: dict[str, Any]) -> str:
             f"  server RSS {idle['server_rss_before_mib']} -> {idle['server_rss_after_mib']} MiB:"
             f" {idle['server_kib_per_connection']} KiB per connection",
         ]
-    lines += ["", "CPU during each measured window (% of one core):"]
+    lines += [
+        "",
+        "CPU during each measured window (% of one core; machine: every CPU, anyone's work),",
+        "and PostgreSQL connections opened during it (pooled connections churning):",
+    ]
     for r in report["results"]:
         usage = ", ".join(f"{name} {value:.0f}" for name, value in r["cpu"].items() if value >= 1)
-        lines.append(f"  {r['name']:<22} {usage}")
+        opened = r["extra"].get("processes_started", {}).get("postgres")
+        churn = f"; {opened} new database connections" if opened else ""
+        lines.append(f"  {r['name']:<22} {usage}{churn}")
     return "\n".join(lines)
