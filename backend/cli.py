@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 COMMAND_GROUPS: tuple[str, ...] = (
     "backend.runtime.commands",
     "backend.portal.keys.commands",
+    "backend.observability.commands",
     "terminal_emulator.commands",
     "android_bridge.commands",
     "loadtest.bench",

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,6 +208,7 @@ def bench_platform(
     keep_state: bool = False,
     pgw_workers: int = 1,
     db_pool_size: int | None = None,
+    settings_overrides: Mapping[str, Any] | None = None,
 ) -> Iterator[BenchPlatform]:
     """Start PostgreSQL/Redis (embedded unless URLs are given), migrate, run every service."""
     own_dir = state_dir is None
@@ -233,6 +234,9 @@ def bench_platform(
         provider_latency_ms=0,
         provider_failure_rate=0.0,
     )
+    if settings_overrides:
+        # Through the constructor again, so overrides are validated like the environment's.
+        settings = Settings(**{**settings.model_dump(), **settings_overrides})
     settings = ensure_s2s_keys(ensure_field_encryption_keys(settings))
     services: dict[str, ServiceProcess] = {}
     try:

@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from backend.core.authz import HUMAN_ROLES, Permission, Principal, Role, TenantScope
 from backend.core.errors import Forbidden, Unauthorized
 from backend.core.tokens import InvalidToken, TokenVerifier
+from backend.observability.logs import LogTenant, bind_log_tenant
 
 if TYPE_CHECKING:
     from backend.core.hmac_signing import ServiceCaller
@@ -70,6 +71,14 @@ ServiceScopeResolver = Callable[[Request, "ServiceCaller"], Awaitable[TenantScop
 SERVICE_NAMESPACE = uuid.UUID("6d706163-0000-4000-8000-736572766963")
 
 
+def _authenticated(request: Request, principal: Principal) -> Principal:
+    """Record who the request acts for: handlers read it, log lines and spans carry its tenant."""
+    request.state.principal = principal
+    scope = principal.scope
+    bind_log_tenant(LogTenant(scope.psp_id, scope.merchant_id, scope.store_id, principal.kind))
+    return principal
+
+
 async def _authenticate_service(request: Request, resolver: ServiceScopeResolver) -> Principal:
     from backend.core.hmac_signing import verify_signed_request
 
@@ -82,8 +91,7 @@ async def _authenticate_service(request: Request, resolver: ServiceScopeResolver
         scope=scope,
         token_id=None,
     )
-    request.state.principal = principal
-    return principal
+    return _authenticated(request, principal)
 
 
 # Opaque WebView payment tokens (docs/payment-tokens.md) start with this; a service that accepts
@@ -104,8 +112,7 @@ async def authenticate(request: Request) -> Principal:
     )
     if payment_token_resolver is not None and token.startswith(PAYMENT_TOKEN_PREFIX):
         principal = await payment_token_resolver(request, token)
-        request.state.principal = principal
-        return principal
+        return _authenticated(request, principal)
     verifier: TokenVerifier = request.app.state.token_verifier
     try:
         claims = await verifier.verify(token, token_uses=(TOKEN_USE_USER, TOKEN_USE_DEVICE))
@@ -115,8 +122,7 @@ async def authenticate(request: Request) -> Principal:
         if hook is not None:
             await hook(request, exc.reason, exc.detail)
         raise Unauthorized(exc.detail, code=f"token_{exc.reason}") from exc
-    request.state.principal = principal
-    return principal
+    return _authenticated(request, principal)
 
 
 PrincipalDep = Annotated[Principal, Depends(authenticate)]

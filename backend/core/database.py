@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
@@ -16,12 +17,16 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
-from backend.core.errors import Problem
+from backend.core.errors import DependencyUnreachable, Problem, unreachable_dependency
 from backend.core.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 AfterCommit = Callable[[], Awaitable[None]]
 _AFTER_COMMIT_KEY = "mpac_after_commit"
+_ON_COMMIT_KEY = "mpac_on_commit"
 
 
 def async_database_url(url: str) -> str:
@@ -51,7 +56,24 @@ def create_engine(settings: Settings, *, application_name: str) -> AsyncEngine:
         connect_args={"server_settings": {"application_name": application_name}},
     )
     ping_idle_connections(engine, IDLE_PING_AFTER_S)
+    name_connect_failures(engine)
     return engine
+
+
+def name_connect_failures(engine: AsyncEngine) -> None:
+    """Raise :class:`DependencyUnreachable` when a new connection cannot even be opened.
+
+    asyncpg reports a server that is down (refused, or its unix socket gone during a restart)
+    as a bare ``OSError``, which SQLAlchemy passes through unwrapped; named here, where it can
+    only mean that, the error handlers can answer 503 instead of a 500 for a defect.
+    """
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except OSError as exc:
+            raise DependencyUnreachable(f"cannot connect to the database: {exc}") from exc
 
 
 def ping_idle_connections(engine: AsyncEngine, idle_s: float) -> None:
@@ -90,11 +112,39 @@ def after_commit(session: AsyncSession, effect: AfterCommit) -> None:
     session.info.setdefault(_AFTER_COMMIT_KEY, []).append(effect)
 
 
+def on_commit(session: AsyncSession, record: Callable[[], None]) -> None:
+    """Call ``record`` when the session's transaction commits, however it commits; never on
+    rollback. For in-process bookkeeping (metrics): it cannot await, so no I/O; effects that
+    reach other systems go through :func:`after_commit`."""
+    session.info.setdefault(_ON_COMMIT_KEY, []).append(record)
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    for record in session.info.pop(_ON_COMMIT_KEY, []):
+        record()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _rolled_back(session: Session, previous_transaction: Any) -> None:
+    session.info.pop(_ON_COMMIT_KEY, None)
+
+
 async def commit_and_run_effects(session: AsyncSession) -> None:
     await session.commit()
     effects: list[AfterCommit] = session.info.pop(_AFTER_COMMIT_KEY, [])
     for effect in effects:
-        await effect()
+        try:
+            await effect()
+        except Exception as exc:
+            # The write is committed, so the client must be told it succeeded: an error here
+            # (Redis down for a publish) would make it retry a write that landed, and a POST
+            # without an Idempotency-Key would land twice. Effects are notifications whose
+            # readers catch up from the database (a store event's seq reveals the gap).
+            if unreachable_dependency(exc) is not None:
+                logger.warning("an after-commit effect could not run: %s", exc)
+            else:
+                logger.exception("an after-commit effect failed")
 
 
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:

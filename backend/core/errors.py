@@ -5,14 +5,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as SqlAlchemyPoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.core.cors import CORS_HEADERS_STATE_KEY
 from backend.core.request_context import REQUEST_ID_HEADER, current_request_id
+from backend.observability.metrics import service_metrics
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 logger = logging.getLogger(__name__)
@@ -156,8 +162,49 @@ class ServiceUnavailable(Problem):
     status, code, title = 503, "service_unavailable", "Service unavailable"
 
 
+def _count_problem(request: Request | None, status: int, code: str) -> None:
+    service = getattr(request.app.state, "service", None) if request is not None else None
+    if service is not None:
+        service_metrics(service).problems.labels(service, str(status), code).inc()
+
+
+class DependencyUnreachable(ConnectionError):
+    """A connection to PostgreSQL could not be opened (``backend.core.database``)."""
+
+
+# What PostgreSQL or Redis being stopped, restarted or out of reach raises, as itself or as the
+# cause of SQLAlchemy's wrapper: the request may well succeed when retried in a moment.
+_UNREACHABLE: tuple[type[BaseException], ...] = (
+    DependencyUnreachable,
+    RedisConnectionError,
+    RedisTimeoutError,
+    # 08xxx, including "connection was closed in the middle of operation".
+    asyncpg.exceptions.PostgresConnectionError,
+    # 57P01-57P03: terminated by a (fast) shutdown, crash recovery, starting up / shutting down.
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+)
+
+
+def unreachable_dependency(exc: BaseException) -> BaseException | None:
+    """The error in ``exc``'s explicit causes (``raise ... from``) that says the database or
+    Redis could not be reached or dropped the connection; None for anything else (a defect)."""
+    current: BaseException | None = exc
+    for _ in range(8):
+        if current is None:
+            return None
+        if isinstance(current, _UNREACHABLE):
+            return current
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return current.orig
+        current = current.__cause__
+    return None
+
+
 def problem_response(problem: Problem, request: Request | None = None) -> JSONResponse:
     instance = request.url.path if request is not None else None
+    _count_problem(request, problem.status, problem.code)
     return JSONResponse(
         problem.body(instance),
         status_code=problem.status,
@@ -234,6 +281,31 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
         return problem_response(problem, request)
 
+    async def _unreachable(request: Request, exc: Exception) -> JSONResponse:
+        cause = unreachable_dependency(exc)
+        if cause is None:
+            # Any other database or Redis error is a defect: the 500 handler logs it.
+            raise exc
+        # A restart or a network blip of PostgreSQL or Redis, not a defect: the service finds
+        # them again by itself, so the client is told to retry (with the same Idempotency-Key).
+        # The cause only: the wrapper's text would repeat the statement and its parameters.
+        logger.warning(
+            "dependency unreachable on %s %s (%s: %s): answering 503",
+            request.method,
+            request.url.path,
+            type(cause).__name__,
+            cause,
+        )
+        problem = ServiceUnavailable(
+            "A database or cache this service needs is unreachable; retry in a moment.",
+            code="dependency_unavailable",
+            headers={"Retry-After": "1"},
+        )
+        return problem_response(problem, request)
+
+    for unreachable in (DBAPIError, RedisError, DependencyUnreachable):
+        app.add_exception_handler(unreachable, _unreachable)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         request_id = getattr(request.state, "request_id", None)
@@ -247,6 +319,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             title="Internal server error",
         )
         body = problem.body(request.url.path)
+        _count_problem(request, 500, problem.code)
         if request_id:
             body["request_id"] = request_id
         # Sent by Starlette's outermost middleware, past the ones that add X-Request-ID and

@@ -28,6 +28,8 @@ from redis.exceptions import RedisError
 
 from backend.core.errors import BadRequest, Forbidden, ServiceUnavailable, Unauthorized
 from backend.core.replay import ReplayCache
+from backend.core.settings import SERVICE_NAMES
+from backend.observability.tracing import TracingTransport
 
 if TYPE_CHECKING:
     from backend.core.settings import Settings
@@ -284,6 +286,8 @@ def signed_client(
 ) -> httpx.AsyncClient:
     """An ``httpx.AsyncClient`` on ``base_url`` whose every request is signed as ``caller``."""
     kwargs.setdefault("timeout", 10.0)
+    peer = next((name for name in SERVICE_NAMES if settings.url_of(name) == base_url), None)
+    kwargs.setdefault("transport", TracingTransport(caller, peer=peer))
     return httpx.AsyncClient(
         base_url=base_url, auth=HmacAuth.from_settings(settings, caller), **kwargs
     )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import httpx
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request, Response
 from sqlalchemy import text
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -17,6 +18,7 @@ from backend.core.errors import (
     PROBLEM_RESPONSES,
     PROBLEM_SCHEMA,
     ServiceUnavailable,
+    Unauthorized,
     install_problem_handlers,
 )
 from backend.core.jwks import JwksKeySource
@@ -25,6 +27,14 @@ from backend.core.request_context import RequestContextMiddleware
 from backend.core.settings import Settings
 from backend.core.text_guard import UnstorableTextMiddleware
 from backend.core.tokens import TokenVerifier
+from backend.observability.metrics import (
+    CONTENT_TYPE_LATEST,
+    database_pool_source,
+    render_metrics,
+    service_metrics,
+)
+from backend.observability.middleware import ObservabilityMiddleware
+from backend.observability.tracing import TracingTransport, configure_tracing, flush_traces
 
 ServiceSetup = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -95,6 +105,23 @@ def _health_router(service: str) -> APIRouter:
     return router
 
 
+def _metrics_router(service: str, settings: Settings) -> APIRouter:
+    router = APIRouter(tags=["observability"])
+
+    # Out of the OpenAPI document: an operator's endpoint in Prometheus' text format, not an API.
+    @router.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        if settings.metrics_token:
+            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            if not hmac.compare_digest(given.encode(), settings.metrics_token.encode()):
+                raise Unauthorized(
+                    "Scraping /metrics needs its bearer token.", code="token_missing"
+                )
+        return Response(render_metrics(service), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
 def create_service_app(
     *,
     service: str,
@@ -114,13 +141,18 @@ def create_service_app(
         app.state.engine = create_engine(settings, application_name=f"mpac-{service}")
         app.state.sessionmaker = create_sessionmaker(app.state.engine)
         app.state.redis = create_redis(settings)
-        app.state.http = httpx.AsyncClient()
+        app.state.http = httpx.AsyncClient(transport=TracingTransport(service))
+        metrics = service_metrics(service)
+        pool_source = database_pool_source(service, app.state.engine)
+        metrics.add_source("db_pool", pool_source)
         try:
             async with AsyncExitStack() as stack:
                 if setup is not None:
                     await stack.enter_async_context(setup(app))
                 yield
         finally:
+            metrics.remove_source("db_pool", pool_source)
+            flush_traces(service)
             await app.state.http.aclose()
             await app.state.redis.aclose()
             await app.state.engine.dispose()
@@ -138,15 +170,20 @@ def create_service_app(
         return app.openapi_schema or {}
 
     app.openapi = openapi_with_problem  # type: ignore[method-assign]
+    configure_tracing(service, settings)
     # Starlette puts the last one added outermost. The text guard is innermost, so its 422 goes
     # out through CORS, security headers and the request id like any route's answer.
     app.add_middleware(UnstorableTextMiddleware)
     for extra in reversed(middleware):
         app.add_middleware(extra.cls, *extra.args, **extra.kwargs)
     app.add_middleware(SecurityHeadersMiddleware)
+    # Inside the request id (its span and access line name the request), outside everything
+    # else (it times and counts what the client gets).
+    app.add_middleware(ObservabilityMiddleware, service=service)
     app.add_middleware(RequestContextMiddleware)
     install_problem_handlers(app)
     app.include_router(_health_router(service))
+    app.include_router(_metrics_router(service, settings))
     for router in routers:
         app.include_router(router)
     return app

@@ -127,6 +127,14 @@ class Settings(BaseSettings):
     # How often the portal relays its outbox (directory changes) to pgw.
     outbox_relay_interval_s: float = 0.5
 
+    # Observability (docs/observability.md): spans are exported over OTLP/HTTP to this base URL
+    # (".../v1/traces" is appended) when set, else where OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT
+    # says, else nowhere; the share of new traces kept (a caller's sampling decision wins);
+    # a bearer token /metrics requires when set (anyone who reaches the port may scrape, else).
+    otlp_endpoint: str = ""
+    trace_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    metrics_token: str = ""
+
     db_pool_size: int = 10
     db_max_overflow: int = 10
     db_pool_timeout_s: float = 5.0

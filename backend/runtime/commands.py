@@ -28,7 +28,7 @@ from backend.runtime.embedded import (
     infrastructure,
     mask_url,
 )
-from backend.runtime.log_setup import LOG_LEVELS, configure_logging
+from backend.runtime.log_setup import LOG_FORMATS, LOG_LEVELS, configure_logging
 from backend.runtime.server import (
     Platform,
     PlatformError,
@@ -45,7 +45,7 @@ class _DemoSeed(Protocol):
 
 
 def common_options() -> argparse.ArgumentParser:
-    """``--state-dir`` and ``--log-level``, shared by every command that touches the data."""
+    """``--state-dir``, ``--log-level`` and ``--log-format``: every command touching the data."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--state-dir",
@@ -55,6 +55,13 @@ def common_options() -> argparse.ArgumentParser:
     )
     common.add_argument(
         "--log-level", choices=LOG_LEVELS, default="info", help="log verbosity (default: info)"
+    )
+    common.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=os.environ.get("MPAC_LOG_FORMAT", "json"),
+        help="json: one object per line with request, trace and tenant ids; text: for reading "
+        "(default: $MPAC_LOG_FORMAT or json)",
     )
     return common
 
@@ -156,7 +163,7 @@ def _sigterm_interrupts() -> Iterator[None]:
 @contextlib.contextmanager
 def _prepared(args: argparse.Namespace) -> Iterator[Infrastructure]:
     """Settings, keys, embedded servers and migrations: what every command starts from."""
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     settings = _settings_from(args)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     settings = ensure_s2s_keys(ensure_field_encryption_keys(settings))
@@ -274,7 +281,9 @@ def _serve_settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
+    # The worker processes of --workers log alike.
+    os.environ["MPAC_LOG_FORMAT"] = args.log_format
     service: str = args.service
     try:
         if args.workers < 1:

@@ -17,9 +17,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.core.authz import Principal
+from backend.core.database import on_commit
 from backend.core.errors import Conflict, NotFound, Problem, Unprocessable
 from backend.core.ids import uuid7_time
 from backend.core.models import utcnow
+from backend.observability.metrics import service_metrics
 from backend.pgw.connectors.base import (
     Authorization,
     CardData,
@@ -38,6 +40,7 @@ from backend.pgw.payments.states import PaymentStatus, can_transition
 
 logger = logging.getLogger(__name__)
 S = PaymentStatus
+PAYMENTS = service_metrics("pgw").payments
 
 
 class IllegalTransition(Conflict):
@@ -68,6 +71,8 @@ async def transition(
         )
     now = utcnow()
     payment.status = target.value
+    method = payment.method
+    on_commit(session, lambda: PAYMENTS.labels("pgw", target.value, method).inc())
     payment.updated_at = now
     payment.version += 1
     await PaymentEventWriter(session).add(
@@ -231,6 +236,24 @@ class PaymentService:
             )
             return payment, False
 
+    async def _claim_from_reconciler(
+        self, session: AsyncSession, principal: Principal, payment_id: uuid.UUID
+    ) -> Payment:
+        """Re-read a resumed payment under its row lock and, while it is ``processing``, mark it
+        as being worked on, then release the row for the provider call.
+
+        The reconciler only takes payments unchanged for longer than the provider timeout:
+        touching ``updated_at`` keeps it from deciding "the provider has no record, nothing was
+        charged" at the moment this retry sends the payment again. A reconciler already
+        holding the row is waited for, and its decision is what this retry returns.
+        """
+        payment = await self.get(session, principal, payment_id, for_update=True)
+        if payment.status == S.PROCESSING.value:
+            payment.updated_at = utcnow()
+        # Release the row while the provider works: a slow acquirer must not hold locks.
+        await session.commit()
+        return payment
+
     async def finish_create(
         self,
         session: AsyncSession,
@@ -251,11 +274,10 @@ class PaymentService:
         payment_id = begun.id
         payment = begun
         if resumed:
-            payment = await self.get(session, principal, payment_id)
-            if payment.status != S.PROCESSING.value:
-                return payment  # resumed after it was already settled
-            # Release the row while the provider works: a slow acquirer must not hold locks.
-            await session.commit()
+            claimed = await self._claim_from_reconciler(session, principal, payment_id)
+            if claimed.status != S.PROCESSING.value:
+                return claimed  # resumed after it was already settled
+            payment = claimed
         total = payment.amount + payment.tip_amount
         outcome: Authorization | QrPayment | None = None
         failure: tuple[str, str] | None = None
@@ -266,6 +288,12 @@ class PaymentService:
                     if payment.method == "qr_wallet"
                     else connector.find_authorization(payment.id)
                 )
+                if outcome is None:
+                    # The lookup may have taken up to the provider timeout: claim it again for
+                    # as long as the payment is sent.
+                    claimed = await self._claim_from_reconciler(session, principal, payment_id)
+                    if claimed.status != S.PROCESSING.value:
+                        return claimed  # a webhook settled it meanwhile
             if outcome is not None:
                 pass
             elif payment.method == "qr_wallet":
@@ -302,10 +330,17 @@ class PaymentService:
                 "provider timeout for payment %s; left processing for the reconciler", payment.id
             )
         except ProviderUnavailable:
-            failure = (
-                "provider_unavailable",
-                "The payment provider is unavailable; nothing was charged.",
-            )
+            if resumed:
+                # An earlier attempt may have reached the provider and charged the card: only
+                # the provider can say, once it is back (this retry again, or the reconciler).
+                logger.warning(
+                    "provider unavailable while resuming payment %s; left processing", payment.id
+                )
+            else:
+                failure = (
+                    "provider_unavailable",
+                    "The payment provider is unavailable; nothing was charged.",
+                )
         except ProviderRejected as rejected:
             failure = (rejected.code, rejected.detail or "The provider rejected the payment.")
         if outcome is None and failure is None:

@@ -5,8 +5,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from backend.core.database import SessionDep
+from backend.core.database import SessionDep, on_commit
 from backend.core.errors import BadRequest
+from backend.observability.metrics import service_metrics
 from backend.pgw.context import PgwDep
 from backend.pgw.webhooks import signature
 from backend.pgw.webhooks.service import provider_event_service
@@ -14,6 +15,8 @@ from backend.pgw.webhooks.service import provider_event_service
 router = APIRouter(tags=["provider webhooks"])
 
 WEBHOOK_TOLERANCE_S = 300
+# Refused deliveries (bad signature, stale timestamp) are counted as problems by their code.
+WEBHOOKS_RECEIVED = service_metrics("pgw").webhook_deliveries
 
 
 @router.post(
@@ -43,5 +46,6 @@ async def receive_provider_event(
         raise BadRequest(
             "The webhook body is not a provider event.", code="webhook_body_invalid"
         ) from exc
-    outcome = await provider_event_service.handle(session, event)
+    outcome = await provider_event_service.handle(session, event, pgw.connector)
+    on_commit(session, lambda: WEBHOOKS_RECEIVED.labels("pgw", "received", outcome).inc())
     return {"received": True, "event_id": event["id"], "outcome": outcome}

@@ -10,9 +10,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from backend.core.errors import ServiceUnavailable
 from backend.core.models import utcnow
 from backend.pgw.connectors.base import Authorization, PaymentConnector, ProviderError, QrPayment
-from backend.pgw.models import Payment
+from backend.pgw.models import Payment, PaymentEvent
+from backend.pgw.payments.repository import PaymentEventWriter
 from backend.pgw.payments.service import apply_authorization, apply_qr_status, transition
 from backend.pgw.payments.states import PaymentStatus, can_transition
 from backend.pgw.webhooks.repository import ProviderEventRepository, ProviderPaymentRepository
@@ -35,8 +37,16 @@ def _reference(data: dict[str, Any]) -> uuid.UUID | None:
 
 
 class ProviderEventService:
-    async def handle(self, session: AsyncSession, event: dict[str, Any]) -> str:
-        """Apply one event exactly once; returns what happened (for the response and the log)."""
+    async def handle(
+        self,
+        session: AsyncSession,
+        event: dict[str, Any],
+        connector: PaymentConnector | None = None,
+    ) -> str:
+        """Apply one event exactly once; returns what happened (for the response and the log).
+
+        ``connector``: how to reverse an approval that arrives for a payment pgw has already
+        failed (without it such an event is only recorded)."""
         event_id, event_type = str(event["id"]), str(event["type"])
         data: dict[str, Any] = event.get("data") or {}
         events = ProviderEventRepository(session)
@@ -49,12 +59,17 @@ class ProviderEventService:
         if payment is None:
             outcome = "unknown_payment"
         else:
-            outcome = await self._apply(session, payment, event_type, data)
+            outcome = await self._apply(session, payment, event_type, data, connector)
         await events.set_outcome(event_id, outcome, payment.id if payment else None)
         return outcome
 
     async def _apply(
-        self, session: AsyncSession, payment: Payment, event_type: str, data: dict[str, Any]
+        self,
+        session: AsyncSession,
+        payment: Payment,
+        event_type: str,
+        data: dict[str, Any],
+        connector: PaymentConnector | None,
     ) -> str:
         target: PaymentStatus | None = None
         if event_type in _QR_STATUS_BY_EVENT and payment.method == "qr_wallet":
@@ -70,6 +85,13 @@ class ProviderEventService:
                 return f"ignored_in_{payment.status}"
             target = apply_qr_status(payment, qr)
         elif event_type in ("authorization.approved", "authorization.declined"):
+            late_approval = (
+                event_type == "authorization.approved"
+                and payment.status == PaymentStatus.FAILED.value
+                and data.get("status") == "approved"
+            )
+            if late_approval and connector is not None:
+                return await self._reverse_late_approval(session, connector, payment, data)
             if payment.status != PaymentStatus.PROCESSING.value:
                 return f"ignored_in_{payment.status}"
             target, _ = apply_authorization(payment, _authorization_from(data))
@@ -85,6 +107,65 @@ class ProviderEventService:
             data={"via": "webhook", "event_type": event_type},
         )
         return f"applied_{target.value}"
+
+    async def _reverse_late_approval(
+        self,
+        session: AsyncSession,
+        connector: PaymentConnector,
+        payment: Payment,
+        data: dict[str, Any],
+    ) -> str:
+        """The provider approved a payment pgw already told the terminal had failed (it saw no
+        record of it at the provider, which then processed a request still in flight): the
+        customer was charged for a sale the merchant believes unpaid. pgw gives the money back
+        (void, or a refund once captured) and keeps the payment ``failed``.
+
+        Reversed before the event is acknowledged: when the provider cannot be reached the
+        event is refused with 503, nothing is recorded, and the provider delivers it again.
+        """
+        authorization = _authorization_from(data)
+        try:
+            if authorization.captured and authorization.amount_captured > 0:
+                await connector.refund(
+                    authorization.provider_reference,
+                    # The same refund id on every delivery: the provider refunds once.
+                    reference=uuid.uuid5(payment.id, "late-approval-reversal"),
+                    amount=authorization.amount_captured,
+                    qr=False,
+                )
+                how = "refunded"
+            else:
+                await connector.void(authorization.provider_reference)
+                how = "voided"
+        except ProviderError as exc:
+            raise ServiceUnavailable(
+                "A late approval of a failed payment could not be reversed yet; "
+                "deliver the event again.",
+                code="reversal_pending",
+                headers={"Retry-After": "5"},
+            ) from exc
+        logger.warning(
+            "payment %s (failed: %s) was approved late by the provider; %s it",
+            payment.id,
+            payment.failure_code,
+            how,
+        )
+        await PaymentEventWriter(session).add(
+            PaymentEvent(
+                created_at=utcnow(),
+                payment_id=payment.id,
+                psp_id=payment.psp_id,
+                merchant_id=payment.merchant_id,
+                store_id=payment.store_id,
+                event_type="payment.late_approval_reversed",
+                from_status=payment.status,
+                to_status=payment.status,
+                amount=authorization.amount_captured or payment.amount + payment.tip_amount,
+                actor=SYSTEM_ACTOR,
+                data={"via": "webhook", "reversal": how},
+            )
+        )
+        return f"reversed_late_approval_{how}"
 
     @staticmethod
     def _qr_target(qr: QrPayment) -> PaymentStatus:

@@ -17,6 +17,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.core.models import utcnow
+from backend.observability.metrics import service_metrics
 from backend.provider.models import WebhookEvent
 from backend.provider.webhooks.repository import WebhookEventRepository
 from backend.provider.webhooks.service import (
@@ -30,6 +31,7 @@ from backend.provider.webhooks.signing import SIGNATURE_HEADER, signature_header
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "mpac-provider-webhooks/1"
+WEBHOOKS_SENT = service_metrics("provider").webhook_deliveries
 
 
 class WebhookSender:
@@ -58,6 +60,12 @@ class WebhookSender:
             error = describe_error(exc)
         duration_ms = int((time.monotonic() - started) * 1000)
         result = AttemptResult(status_code=status_code, error=error, duration_ms=duration_ms, at=at)
+        outcome = (
+            "delivered"
+            if result.succeeded
+            else ("refused" if status_code is not None else "unreachable")
+        )
+        WEBHOOKS_SENT.labels("provider", "sent", outcome).inc()
         if not result.succeeded:
             logger.info(
                 "webhook %s (%s) to %s not accepted: %s",

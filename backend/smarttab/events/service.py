@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.authz import TenantScope
 from backend.core.database import after_commit
+from backend.observability.tracing import TRACEPARENT, current_traceparent
 from backend.smarttab.events.repository import StoreEventRepository
 from backend.smarttab.models import StoreEvent
 
@@ -59,7 +60,13 @@ async def record_event(
     await session.refresh(event, attribute_names=["created_at"])
 
     async def publish() -> None:
-        await redis.publish(store_channel(event.store_id), json.dumps(event_message(event)))
+        message = event_message(event)
+        # Live pushes carry the trace of the change that made them (docs/observability.md);
+        # replayed events, read back from the table, do not.
+        traceparent = current_traceparent()
+        if traceparent is not None:
+            message[TRACEPARENT] = traceparent
+        await redis.publish(store_channel(event.store_id), json.dumps(message))
 
     after_commit(session, publish)
     return event

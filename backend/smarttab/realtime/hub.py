@@ -23,11 +23,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from opentelemetry.trace import SpanKind
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from backend.observability.tracing import TRACEPARENT, extract_context, tracer
 from backend.smarttab.events.service import store_channel
 
 logger = logging.getLogger(__name__)
@@ -154,6 +157,41 @@ class StreamHub:
     def connections(self) -> dict[str, int]:
         return {str(store): len(local) for store, local in self._subscribers.items()}
 
+    def metrics(self) -> list[Metric]:
+        """This process's sockets and their traffic, as Prometheus reads them at a scrape."""
+        stats = self.stats
+        connections = GaugeMetricFamily(
+            "mpac_websocket_connections", "Device WebSockets open now.", labels=["service"]
+        )
+        connections.add_metric(["smarttab"], float(sum(self.connections().values())))
+        opened = CounterMetricFamily(
+            "mpac_websocket_connections_opened",
+            "Device WebSockets accepted since the process started.",
+            labels=["service"],
+        )
+        opened.add_metric(["smarttab"], float(stats.connections_total))
+        events = CounterMetricFamily(
+            "mpac_websocket_events_sent",
+            "Store events sent to devices: live as they happen, or replayed on resume.",
+            labels=["service", "mode"],
+        )
+        events.add_metric(["smarttab", "live"], float(stats.events_sent_live))
+        events.add_metric(["smarttab", "replayed"], float(stats.events_replayed))
+        closes = CounterMetricFamily(
+            "mpac_websocket_closes",
+            "Device WebSockets closed by the server, by close code.",
+            labels=["service", "code"],
+        )
+        for code, count in sorted(stats.closes.items()):
+            closes.add_metric(["smarttab", str(code)], float(count))
+        reconnects = CounterMetricFamily(
+            "mpac_websocket_redis_reconnects",
+            "Times the hub re-established its Redis subscription.",
+            labels=["service"],
+        )
+        reconnects.add_metric(["smarttab"], float(stats.redis_reconnects))
+        return [connections, opened, events, closes, reconnects]
+
     def snapshot(self) -> dict[str, Any]:
         per_store = self.connections()
         stats = self.stats
@@ -268,5 +306,24 @@ class StreamHub:
             logger.error("dropping an event of store %s published on %s", named_store, channel)
             return
         text = data if isinstance(data, str) else json.dumps(payload)
-        for subscriber in list(local):
-            subscriber.offer_live(seq, text)
+        traceparent = payload.get(TRACEPARENT)
+        if not isinstance(traceparent, str):
+            for subscriber in list(local):
+                subscriber.offer_live(seq, text)
+            return
+        # The push continues the trace of the request that made the event (the payment that
+        # settled a tab): one span per fan-out, as a child of that request's span.
+        with tracer("smarttab").start_as_current_span(
+            f"push {payload.get('event', 'event')}",
+            context=extract_context({TRACEPARENT: traceparent}),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "websocket",
+                "messaging.destination.name": channel,
+                "mpac.store_id": str(store_id),
+                "mpac.event_seq": seq,
+                "mpac.recipients": len(local),
+            },
+        ):
+            for subscriber in list(local):
+                subscriber.offer_live(seq, text)

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from backend.core.background import periodic
 from backend.core.settings import Settings
+from backend.observability.metrics import service_metrics
 from backend.smarttab.realtime.hub import StreamHub
 from backend.smarttab.realtime.service import purge_expired_events
 
@@ -43,6 +44,8 @@ async def realtime(app: FastAPI) -> AsyncIterator[None]:
     hub = StreamHub(settings.redis_url)
     await hub.start()
     app.state.stream_hub = hub
+    metrics, source = service_metrics("smarttab"), hub.metrics
+    metrics.add_source("websockets", source)
 
     async def purge() -> None:
         await purge_once(app.state.sessionmaker, settings)
@@ -51,4 +54,5 @@ async def realtime(app: FastAPI) -> AsyncIterator[None]:
         async with periodic("smarttab-event-purge", settings.store_event_purge_interval_s, purge):
             yield
     finally:
+        metrics.remove_source("websockets", source)
         await hub.stop()

@@ -8,12 +8,6 @@ from tests.support.pgw import PayingTerminal, paying_terminal
 
 
 @pytest.fixture
-def paying(test_settings: Settings, portal_client: httpx.Client) -> PayingTerminal:
-    """An enrolled terminal in a fresh tenant's store A, known to pgw, with a device token."""
-    return paying_terminal(test_settings, portal_client)
-
-
-@pytest.fixture
 def other_paying(test_settings: Settings, portal_client: httpx.Client) -> PayingTerminal:
     """The same, in another tenant: nothing of it may be visible to ``paying``."""
     return paying_terminal(test_settings, portal_client)
