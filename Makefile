@@ -5,11 +5,15 @@ BIN := $(VENV)/bin
 # Extra arguments, e.g. `make up UP_ARGS="--portal-port 9010"` or `make test PYTEST_ARGS="-k cli"`.
 UP_ARGS ?=
 PYTEST_ARGS ?=
+# e.g. `make audit AUDIT_ARGS="--service osv"`.
+AUDIT_ARGS ?=
 
-.PHONY: up test lint install install-dev clean-state
+.PHONY: up test lint audit install install-dev clean-state
 
+# venv seeds whatever pip and setuptools the Python shipped with (old ones carry known CVEs).
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check --quiet --upgrade pip setuptools
 
 # Stamps make repeated runs skip pip until pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
@@ -34,6 +38,10 @@ lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# Known vulnerabilities in the installed dependencies (pip-audit; waivers in scripts/audit_ignore.txt).
+audit: install-dev
+	scripts/audit_dependencies.sh $(AUDIT_ARGS)
 
 # Forgets everything `mpac up` stored (embedded database, Redis data, field encryption key).
 clean-state:

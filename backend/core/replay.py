@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from redis.asyncio import Redis
 
 from backend.core.errors import TooManyRequests
@@ -32,15 +34,18 @@ class FixedWindowLimiter:
     def _key(self, key: str) -> str:
         return f"ratelimit:{self.namespace}:{key}"
 
+    async def retry_after(self, key: str) -> int | None:
+        """Seconds until ``key`` may try again if its window's attempts are used up, else None."""
+        exhausted = await first_exhausted([(self, key)])
+        return exhausted[2] if exhausted else None
+
     async def ensure_allowed(self, key: str) -> None:
-        redis_key = self._key(key)
-        count = int(await self.redis.get(redis_key) or 0)
-        if count >= self.limit:
-            ttl = await self.redis.ttl(redis_key)
+        retry_after_s = await self.retry_after(key)
+        if retry_after_s is not None:
             raise TooManyRequests(
                 "Too many failed attempts; try again later.",
                 code="too_many_attempts",
-                retry_after_s=max(ttl, 1),
+                retry_after_s=retry_after_s,
             )
 
     async def record(self, key: str) -> int:
@@ -85,6 +90,27 @@ class FixedWindowLimiter:
 
     async def reset(self, key: str) -> None:
         await self.redis.delete(self._key(key))
+
+
+async def first_exhausted(
+    checks: Sequence[tuple[FixedWindowLimiter, str]],
+) -> tuple[FixedWindowLimiter, str, int] | None:
+    """The first ``(limiter, key)`` whose window is used up, with the seconds until it ends.
+
+    One round trip for all of them (MGET) when none is, which is every request of a client that
+    behaves: checking several limits costs no more than checking one. The limiters must share a
+    Redis.
+    """
+    if not checks:
+        return None
+    redis = checks[0][0].redis
+    counts = await redis.mget([limiter._key(key) for limiter, key in checks])
+    for (limiter, key), count in zip(checks, counts, strict=True):
+        if int(count or 0) >= limiter.limit:
+            ttl = int(await redis.ttl(limiter._key(key)))
+            # -2: the window ended between the two calls; -1 cannot happen (always SET with EX).
+            return limiter, key, max(ttl, 1)
+    return None
 
 
 _RELEASE_SCRIPT = """

@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     # One address may front a whole store (NAT), so it gets more room than one account.
     login_max_failures_per_ip: int = 20
     login_failure_window_s: int = 15 * 60
+    # Refused client assertions at POST /oauth2/token, per claimed client and per source address,
+    # in a fixed window (backend/portal/devices/throttle.py). Successes never count. A terminal
+    # stuck failing (suspended, clock far off, replaced key) has that many tries per window; many
+    # terminals share an address (a store's NAT, a carrier's CGNAT), hence the larger figure.
+    device_token_max_failures_per_client: int = Field(default=20, ge=1)
+    device_token_max_failures_per_ip: int = Field(default=200, ge=1)
+    device_token_failure_window_s: int = Field(default=5 * 60, ge=1)
 
     # Argon2id cost; the defaults follow RFC 9106's second recommended option.
     password_hash_time_cost: int = 3

@@ -14,6 +14,7 @@ from backend.core.passwords import Passwords
 from backend.core.replay import FixedWindowLimiter, ReplayCache
 from backend.core.settings import Settings
 from backend.core.tokens import IssuedToken, TokenIssuer
+from backend.portal.devices.throttle import TokenThrottle
 from backend.portal.keys.service import KeyRing
 
 
@@ -43,6 +44,10 @@ class PortalContext:
             limit=self.settings.login_max_failures_per_ip,
             window_s=self.settings.login_failure_window_s,
         )
+
+    @property
+    def token_failures(self) -> TokenThrottle:
+        return TokenThrottle(self.redis, self.settings)
 
     @property
     def assertion_ids(self) -> ReplayCache:

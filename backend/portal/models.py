@@ -277,3 +277,18 @@ class OutboxMessage(PortalBase):
     )
     delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class UsedClientAssertion(PortalBase):
+    """The ``jti`` of a client assertion exchanged for a token, kept until the assertion expires.
+
+    Redis refuses a replayed assertion first (fast, and atomic across portal processes); this
+    row refuses it even when Redis lost its data in a crash (docs/security.md, "Replay").
+    Rows of a terminal are purged as it presents new assertions, so the table stays small.
+    """
+
+    __tablename__ = "used_client_assertions"
+
+    terminal_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    jti: Mapped[str] = mapped_column(Text, primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))

@@ -127,6 +127,7 @@ def test_settings(
         ),
         # Every test logs in from 127.0.0.1; the per-address limit is tested on its own.
         login_max_failures_per_ip=100_000,
+        device_token_max_failures_per_ip=100_000,
         # Fast loops so tests see sync, key rotations and reconciliation within a second or so.
         outbox_relay_interval_s=0.1,
         key_ring_refresh_s=1.0,

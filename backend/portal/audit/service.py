@@ -38,6 +38,7 @@ class AuditEventType(StrEnum):
     TERMINAL_REACTIVATED = "terminal.reactivated"
     TERMINAL_DECOMMISSIONED = "terminal.decommissioned"
     DEVICE_TOKEN_REFUSED = "device_token.refused"
+    DEVICE_TOKEN_RATE_LIMITED = "device_token.rate_limited"
     SIGNING_KEY_ROTATED = "signing_key.rotated"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import secrets
@@ -57,11 +58,13 @@ class AuthService:
         email = email.strip().lower()
         ip = current_client_ip() or "unknown"
         by_account, by_ip = portal.login_failures_by_account, portal.login_failures_by_ip
+        limit = "account"
         try:
             # Each attempt is counted as a failure before the password is checked, and given
             # back if it succeeds: checking first and counting afterwards would let parallel
             # guesses all pass the check while the first ones are still being verified.
             await by_account.acquire(email)
+            limit = "address"
             try:
                 await by_ip.acquire(ip)
             except TooManyRequests:
@@ -73,13 +76,23 @@ class AuthService:
                 AuditEventType.LOGIN_RATE_LIMITED,
                 outcome="failure",
                 reason="too_many_failures",
-                detail={"email": email},
+                detail={"email": email, "limit": limit},
             )
             refusal.commit = True
             raise
 
-        user = await CredentialRepository(session).by_email(email)
-        password_ok = await portal.passwords.verify(user.password_hash if user else None, password)
+        try:
+            user = await CredentialRepository(session).by_email(email)
+            password_ok = await portal.passwords.verify(
+                user.password_hash if user else None, password
+            )
+        except Exception:
+            # Never judged (the database is down, say): no failure to count, or an outage
+            # would lock every account that tried to log in during it.
+            for limiter, key in ((by_account, email), (by_ip, ip)):
+                with contextlib.suppress(Exception):
+                    await limiter.release(key)
+            raise
         failure = None
         if user is None:
             failure = "unknown_email"

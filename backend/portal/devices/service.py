@@ -7,18 +7,20 @@ itself and registered at enrollment; the portal answers with a device access tok
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import time
 import uuid
-from typing import Any
+from typing import Any, NoReturn
 
 import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from backend.core.auth import TOKEN_USE_DEVICE
-from backend.core.errors import BadRequest, Problem, Unprocessable
+from backend.core.errors import BadRequest, Problem, TooManyRequests, Unprocessable
 from backend.core.models import utcnow
+from backend.core.request_context import current_client_ip
 from backend.core.tokens import (
     InvalidToken,
     decode_with_key,
@@ -27,9 +29,10 @@ from backend.core.tokens import (
 )
 from backend.portal.audit.service import AuditEventType, audit_log
 from backend.portal.context import PortalContext
-from backend.portal.devices.repository import DeviceCredentialRepository
+from backend.portal.devices.repository import DeviceCredentialRepository, UsedAssertionRepository
 from backend.portal.devices.schemas import DeviceToken, Enrollment, EnrollmentRequest
 from backend.portal.devices.scope import terminal_scope
+from backend.portal.devices.throttle import ThrottleHit, claimed_client_id
 from backend.portal.models import Terminal
 from backend.portal.outbox.service import directory_outbox
 from backend.portal.terminals.activation import hash_activation_code
@@ -179,6 +182,14 @@ class DeviceService:
                 f"Authenticate with client_assertion_type={CLIENT_ASSERTION_TYPE} and a "
                 "client_assertion (private_key_jwt).",
             )
+        claimed_id = claimed_client_id(client_assertion, client_id)
+        address = current_client_ip() or "unknown"
+        failures = portal.token_failures
+        hit = await failures.exhausted(claimed_id, address)
+        if hit is not None:
+            await self._refuse_throttled(
+                session, hit, claimed_id, first=await failures.first_refusal(hit)
+            )
         # The terminal the assertion claims to come from, once looked up: a refusal about it is
         # recorded in its tenant, where its owner's auditors can see it.
         claimed: Terminal | None = None
@@ -187,9 +198,10 @@ class DeviceService:
                 session, client_assertion, client_id
             )
             terminal = await self._verify_assertion(
-                portal, claimed, header, subject, client_assertion
+                session, portal, claimed, header, subject, client_assertion
             )
         except InvalidToken as refusal:
+            await failures.record_failure(claimed_id, address)
             await audit_log.record(
                 session,
                 AuditEventType.DEVICE_TOKEN_REFUSED,
@@ -218,6 +230,36 @@ class DeviceService:
         )
         return DeviceToken(access_token=access.token, expires_in=access.expires_in_s)
 
+    async def _refuse_throttled(
+        self, session: AsyncSession, hit: ThrottleHit, claimed_id: str | None, *, first: bool
+    ) -> NoReturn:
+        if first:
+            # A client's trip is recorded in its terminal's tenant, for its owner's auditors; an
+            # address's is nobody's tenant's business (it may front anyone).
+            terminal = None
+            if hit.limit == "client" and claimed_id is not None:
+                terminal = await DeviceCredentialRepository(session).by_client_id(
+                    uuid.UUID(claimed_id)
+                )
+            await audit_log.record(
+                session,
+                AuditEventType.DEVICE_TOKEN_RATE_LIMITED,
+                outcome="failure",
+                actor_type="device" if terminal else "anonymous",
+                actor_id=claimed_id,
+                scope=terminal_scope(terminal) if terminal else None,
+                target_type="terminal" if terminal else None,
+                target_id=terminal.id if terminal else None,
+                reason="too_many_failures",
+                detail={"limit": hit.limit, "retry_after_s": hit.retry_after_s},
+            )
+        raise TooManyRequests(
+            "Too many failed client assertions; try again later.",
+            code="too_many_attempts",
+            retry_after_s=hit.retry_after_s,
+            commit=first,
+        )
+
     async def _claimed_client(
         self, session: AsyncSession, assertion: str, client_id: str | None
     ) -> tuple[dict[str, Any], str, Terminal]:
@@ -243,6 +285,7 @@ class DeviceService:
 
     async def _verify_assertion(
         self,
+        session: AsyncSession,
         portal: PortalContext,
         terminal: Terminal,
         header: dict[str, Any],
@@ -281,6 +324,13 @@ class DeviceService:
             raise InvalidToken("bad_jti", "jti must be a string of 8 to 128 characters")
         replay_ttl = int(claims["exp"]) - now + settings.clock_skew_leeway_s
         if not await portal.assertion_ids.first_use(f"{terminal.id}:{jti}", ttl_s=replay_ttl):
+            raise InvalidToken("replayed", "this assertion (jti) was already used")
+        # Also in the database, in this request's transaction: Redis may lose what it knew
+        # (a crash without persistence), the table does not.
+        usable_until = dt.datetime.fromtimestamp(now + replay_ttl, dt.UTC)
+        if not await UsedAssertionRepository(session).claim(
+            terminal.id, jti, expires_at=usable_until
+        ):
             raise InvalidToken("replayed", "this assertion (jti) was already used")
         return terminal
 

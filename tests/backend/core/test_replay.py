@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from backend.core.errors import TooManyRequests
 from backend.core.redis import create_redis
-from backend.core.replay import FixedWindowLimiter, ReplayCache
+from backend.core.replay import FixedWindowLimiter, ReplayCache, first_exhausted
 from backend.core.settings import Settings
 
 T = TypeVar("T")
@@ -106,6 +106,30 @@ def test_limiter_allows_until_the_limit_then_refuses_with_retry_after(
     retry_after = int(refusal.headers["Retry-After"])
     assert 1 <= retry_after <= 120
     assert refusal.extensions["retry_after_s"] == retry_after
+
+
+def test_first_exhausted_names_the_used_up_limiter_among_several(test_settings: Settings) -> None:
+    async def body(redis: Redis) -> list[tuple[str, str, int] | None]:
+        loose = FixedWindowLimiter(redis, _namespace(), limit=5, window_s=60)
+        tight = FixedWindowLimiter(redis, _namespace(), limit=2, window_s=60)
+        names = {id(loose): "loose", id(tight): "tight"}
+        checks = [(loose, "k"), (tight, "k")]
+        seen = []
+        for _ in range(3):
+            hit = await first_exhausted(checks)
+            seen.append(None if hit is None else (names[id(hit[0])], hit[1], hit[2]))
+            await loose.record("k")
+            await tight.record("k")
+        seen.append(await first_exhausted([]))
+        return seen
+
+    first, second, third, nothing = _with_redis(test_settings, body)
+    assert first is None
+    assert second is None
+    assert third is not None
+    assert third[:2] == ("tight", "k")
+    assert 1 <= third[2] <= 60
+    assert nothing is None
 
 
 def test_limiter_window_starts_at_the_first_event_and_is_not_extended(

@@ -269,6 +269,7 @@ def test_account_is_locked_after_max_failures_even_for_the_right_password(
         "failure",
         "too_many_failures",
     )
+    assert row["detail"] == {"email": account.email, "limit": "account"}
     failures = fetch(
         test_settings,
         "SELECT reason FROM portal.audit_events WHERE event_type = 'login.failed' AND psp_id = $1",
@@ -310,10 +311,18 @@ def test_address_is_locked_after_max_failures_per_ip(
         for _ in range(limit):
             problem(_login(sprayer, f"{unique('spray')}@example.com"), 401, "invalid_credentials")
         locked = _login(sprayer, account.email)
-        problem(locked, 429, "too_many_attempts")
+        body = problem(locked, 429, "too_many_attempts")
         assert int(locked.headers["retry-after"]) >= 1
         # The account itself is not locked: from another address it logs in.
         assert _login(bystander, account.email).status_code == 200
+    # The audit row says which limit tripped: the address, not the account it named.
+    [row] = audit_by_request(strict_portal.settings, body["request_id"])
+    assert (row["event_type"], row["reason"], row["client_ip"]) == (
+        "login.rate_limited",
+        "too_many_failures",
+        own_address,
+    )
+    assert row["detail"] == {"email": account.email, "limit": "address"}
 
 
 def test_successful_logins_do_not_use_up_the_address_budget(

@@ -8,6 +8,7 @@ import hmac
 import json
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import httpx
@@ -15,14 +16,16 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from backend.core.redis import create_redis
 from backend.core.settings import Settings
-from backend.portal.devices.service import CLIENT_ASSERTION_TYPE
+from backend.portal.devices.service import CLIENT_ASSERTION_TYPE, jwk_thumbprint
 from tests.backend.portal.devices.db import audit_rows, new_request_id
 from tests.support.portal import (
     DeviceKey,
     EnrolledTerminal,
     Tenant,
     bearer,
+    enroll_terminal,
     register_terminal,
     token_form,
 )
@@ -277,6 +280,32 @@ def test_assertion_cannot_be_replayed(
     assert_token_refused(portal_client, test_settings, form, "assertion_replayed")
 
 
+def test_an_assertion_stays_used_when_redis_forgets_it(
+    portal_client: httpx.Client,
+    test_settings: Settings,
+    enrolled: EnrolledTerminal,
+    run_async: Callable[[Coroutine[Any, Any, Any]], Any],
+) -> None:
+    jti = uuid.uuid4().hex
+    form = token_form(
+        enrolled.key.assertion(enrolled.terminal_id, enrolled.token_endpoint, jti=jti)
+    )
+    assert_token_issued(portal_client, form)
+
+    async def forget() -> int:
+        # What a Redis crash without persistence does to the replay marker.
+        redis = create_redis(test_settings)
+        try:
+            return int(
+                await redis.delete(f"replay:client_assertion_jti:{enrolled.terminal_id}:{jti}")
+            )
+        finally:
+            await redis.aclose()
+
+    assert run_async(forget()) == 1
+    assert_token_refused(portal_client, test_settings, form, "assertion_replayed")
+
+
 def test_jti_cannot_be_reused_in_a_new_assertion(
     portal_client: httpx.Client, test_settings: Settings, enrolled: EnrolledTerminal
 ) -> None:
@@ -370,6 +399,35 @@ def test_assertion_signed_by_another_key_is_refused(
     portal_client: httpx.Client, test_settings: Settings, enrolled: EnrolledTerminal
 ) -> None:
     forged = DeviceKey().assertion(enrolled.terminal_id, enrolled.token_endpoint)
+
+    assert_token_refused(
+        portal_client, test_settings, token_form(forged), "assertion_bad_signature"
+    )
+
+
+@pytest.mark.parametrize("pointer", ["kid_of_another_terminal", "embedded_jwk", "jku"])
+def test_assertion_whose_header_points_to_the_signing_key_is_refused(
+    portal_client: httpx.Client,
+    test_settings: Settings,
+    tenant: Tenant,
+    enrolled: EnrolledTerminal,
+    pointer: str,
+) -> None:
+    """The key comes from the terminal's enrollment, never from what the assertion's header
+    says: another enrolled terminal's kid, a key offered inline, or a URL to fetch one from."""
+    if pointer == "kid_of_another_terminal":
+        neighbour = enroll_terminal(portal_client, tenant.admin, tenant.store_a_id)
+        key = neighbour.key
+        header: dict[str, Any] = {"kid": jwk_thumbprint(key.public_jwk())}
+    else:
+        key = DeviceKey()
+        header = (
+            {"jwk": key.public_jwk()}
+            if pointer == "embedded_jwk"
+            else {"jku": "http://127.0.0.1:9/evil-jwks.json"}
+        )
+    claims = assertion_claims(enrolled.terminal_id, enrolled.token_endpoint)
+    forged = jwt.encode(claims, key.private_key, algorithm="ES256", headers=header)
 
     assert_token_refused(
         portal_client, test_settings, token_form(forged), "assertion_bad_signature"

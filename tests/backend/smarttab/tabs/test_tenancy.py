@@ -1,7 +1,13 @@
-"""Another store's or tenant's tab is not found (404 tab_not_found), whatever the route."""
+"""Another store's or tenant's tab is not found (404 tab_not_found), whatever the route.
+
+The routes are checked against smarttab's OpenAPI document, so a route added later with a path
+parameter fails the coverage test until ROUTES has it, and is then called by every intruder.
+"""
 
 from __future__ import annotations
 
+import re
+import uuid
 from typing import Any
 
 import httpx
@@ -10,6 +16,7 @@ import pytest
 from backend.core.authz import Role
 from backend.core.settings import Settings
 from backend.runtime.server import PlatformThread
+from backend.smarttab.app import create_app
 from tests.support.pgw import PayingTerminal, paying_terminal
 from tests.support.portal import create_user
 from tests.support.smarttab import Tabs, card, item
@@ -28,20 +35,38 @@ ROUTES: list[tuple[str, str, Any]] = [
 ]
 
 
-def test_every_tab_route_is_covered() -> None:
-    from backend.smarttab.tabs.routes import router
+# Every path parameter of smarttab's routes, and what stands for it in ROUTES.
+PATH_PARAMETERS = {"tab_id": "", "item_id": "{item}", "number": "1"}
 
+
+@pytest.fixture(scope="module")
+def openapi(test_settings: Settings) -> dict[str, Any]:
+    return dict(create_app(test_settings).openapi())
+
+
+def test_every_route_with_a_path_parameter_is_covered(openapi: dict[str, Any]) -> None:
+    """Enumerated from the OpenAPI document: a new route with an id fails here until it has its
+    entry in ROUTES (and so is called by every intruder below)."""
     declared = {
-        (method, route.path.removeprefix("/v1/tabs/{tab_id}"))  # type: ignore[attr-defined]
-        for route in router.routes
-        for method in route.methods  # type: ignore[attr-defined]
-        if "{tab_id}" in route.path  # type: ignore[attr-defined]
+        (method.upper(), path)
+        for path, operations in openapi["paths"].items()
+        for method in operations
+        if re.search(r"{\w+}", path)
     }
-    covered = {
-        (method, path.replace("{item}", "{item_id}").replace("/1/", "/{number}/"))
-        for method, path, _ in ROUTES
-    }
-    assert declared == covered
+    unknown = {name for _, path in declared for name in re.findall(r"{(\w+)}", path)} - set(
+        PATH_PARAMETERS
+    )
+    assert not unknown, f"new path parameters: add them to PATH_PARAMETERS and ROUTES: {unknown}"
+    covered = set()
+    for method, path, _ in ROUTES:
+        template = "/v1/tabs/{tab_id}" + path
+        for name, stand_in in PATH_PARAMETERS.items():
+            if stand_in:
+                template = template.replace(f"/{stand_in}", f"/{{{name}}}")
+        covered.add((method, template))
+    assert declared == covered, (
+        f"not in ROUTES: {sorted(declared - covered)}; no longer routes: {sorted(covered - declared)}"
+    )
 
 
 @pytest.fixture
@@ -103,6 +128,49 @@ def test_another_tenants_terminal_cannot_see_or_touch_it(
     assert response.status_code == 404, response.text
     assert response.json()["code"] == "tab_not_found"
     _assert_untouched(tabs, victim_tab)
+
+
+def _answer(response: httpx.Response) -> tuple[int, str | None]:
+    if not response.headers.get("content-type", "").startswith("application/problem+json"):
+        return response.status_code, None
+    return response.status_code, response.json().get("code")
+
+
+@pytest.mark.parametrize("intruder", ["cashier", "store_manager", "merchant_admin", "terminal"])
+def test_another_tenants_staff_and_terminal_find_no_tab_on_any_route(
+    smarttab_client: httpx.Client,
+    tabs: Tabs,
+    victim_tab: dict[str, Any],
+    other_terminal: PayingTerminal,
+    intruder: str,
+) -> None:
+    """Every route, every kind of credential of another tenant: 404 ``tab_not_found`` (or the
+    403 the role gets there anyway), the very answer a tab id that exists nowhere gets (so it
+    tells nothing), and the tab untouched."""
+    headers = (
+        other_terminal.headers
+        if intruder == "terminal"
+        else other_terminal.tenant.user(intruder).headers
+    )
+    caller = Tabs(smarttab_client, headers)
+    nowhere = {**victim_tab, "id": str(uuid.uuid4()), "items": [{"id": str(uuid.uuid4())}]}
+
+    failures = []
+    for method, path, body in ROUTES:
+        foreign = _answer(_call(caller, victim_tab, method, path, body))
+        missing = _answer(_call(caller, nowhere, method, path, body))
+        # A role that may not use the route at all (a cashier refunding) gets its 403 first.
+        allowed = foreign == (404, "tab_not_found") or foreign[0] in (401, 403)
+        if not allowed or missing != foreign:
+            failures.append(f"{method} {path}: {foreign}, for a tab that does not exist {missing}")
+    assert not failures, "\n".join(failures)
+    _assert_untouched(tabs, victim_tab)
+    # Nor does a list filtered by the victim's store show it.
+    listed = caller.list(store_id=victim_tab["store_id"])
+    if listed.status_code == 200:
+        assert victim_tab["id"] not in {tab["id"] for tab in listed.json()["items"]}
+    else:
+        assert listed.status_code in (403, 422), listed.text
 
 
 @pytest.fixture(scope="module")
