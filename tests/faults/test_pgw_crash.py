@@ -15,10 +15,7 @@ shows here too (now and then, more often on a busy machine).
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -28,10 +25,10 @@ from tests.support.fault_platform import (
     FaultPlatform,
     FaultTerminal,
     Ledger,
-    TerminalPayment,
-    card_body,
-    new_key,
-    pay_until_final,
+    assert_each_recorded_once_as_told,
+    card_payments,
+    paying_concurrently,
+    payment_figures,
 )
 
 PAYMENTS = 30
@@ -56,96 +53,29 @@ def test_pgw_killed_mid_payment_records_each_payment_once_and_never_double_charg
 ) -> None:
     platform, terminal = fault_platform, fault_terminal
     platform.provider_config(latency_ms=PROVIDER_LATENCY_MS)
-    run = new_key()[:8]
-    payments = [
-        TerminalPayment(
-            f"crash-{run}-{i:02d}", new_key(), card_body(f"crash-{run}-{i:02d}", 1000 + i)
-        )
-        for i in range(PAYMENTS)
-    ]
-    started = time.monotonic()
-    give_up_at = started + SETTLE_TIMEOUT_S
-    go = threading.Barrier(PAYMENTS + 1)
-
-    def terminal_pays(index: int) -> TerminalPayment:
-        go.wait()
-        time.sleep(index * STAGGER_S)
-        return pay_until_final(
-            platform.url_of("pgw"), terminal.headers, payments[index], give_up_at=give_up_at
-        )
-
-    with ThreadPoolExecutor(max_workers=PAYMENTS) as pool:
-        futures = [pool.submit(terminal_pays, i) for i in range(PAYMENTS)]
-        go.wait()
-
-        def some_answered_some_waiting() -> bool:
-            answered = sum(1 for p in payments if p.answered_at is not None)
-            return answered >= 3 and sum(1 for p in payments if p.in_flight) >= 5
-
-        deadline = time.monotonic() + 10
-        while not some_answered_some_waiting() and time.monotonic() < deadline:
-            time.sleep(0.005)
-        answered_before_kill = sum(1 for p in payments if p.answered_at is not None)
-        in_flight_at_kill = sum(1 for p in payments if p.in_flight)
-        not_sent_at_kill = sum(1 for p in payments if p.sent_at is None)
+    payments = card_payments("crash", PAYMENTS, first_amount=1000)
+    with paying_concurrently(
+        platform, terminal, payments, stagger_s=STAGGER_S, give_up_s=SETTLE_TIMEOUT_S
+    ) as at_kill:
         killed_pids = platform.kill("pgw")
         killed_at = time.monotonic()
-
         platform.start("pgw")
         pgw_ready_at = time.monotonic()
-        for future in futures:
-            future.result()
     last_final = max((p.final_at or time.monotonic()) for p in payments)
 
     ledger = Ledger.read(platform, terminal.merchant_id)
-    by_reference = ledger.payments_by_reference()
-    ours = {p.reference for p in payments}
-    statuses = Counter(str(p["status"]) for p in ledger.payments)
-    failure_codes = Counter(str(p["failure_code"]) for p in ledger.payments if p["failure_code"])
-    answers = Counter(entry for p in payments for entry in p.log)
     figures: dict[str, Any] = {
-        "attempted": PAYMENTS,
-        "answered_before_kill": answered_before_kill,
-        "in_flight_at_kill": in_flight_at_kill,
-        "not_sent_at_kill": not_sent_at_kill,
+        "answered_before_kill": at_kill.answered,
+        "in_flight_at_kill": at_kill.in_flight,
+        "not_sent_at_kill": at_kill.not_sent,
         "pgw_pids_killed": len(killed_pids),
         "pgw_restart_s": round(pgw_ready_at - killed_at, 2),
         "all_final_s_after_restart": round(last_final - pgw_ready_at, 2),
-        "requests_sent": sum(answers.values()),
-        "answers": dict(answers),
-        "recorded_at_pgw": len(by_reference),
-        "max_payments_per_reference": max((len(v) for v in by_reference.values()), default=0),
-        "statuses": dict(statuses),
-        "failure_codes": dict(failure_codes),
-        "captured_and_charged": sum(
-            1
-            for p in ledger.payments
-            if p["status"] == "captured" and ledger.captured_at_provider(p["id"]) > 0
-        ),
-        "cleanly_failed": sum(
-            1
-            for p in ledger.payments
-            if p["status"] in ("failed", "declined") and ledger.captured_at_provider(p["id"]) == 0
-        ),
-        "provider_authorizations": len(ledger.authorizations),
-        "double_charged": ledger.double_charged(),
-        "amount_mismatches": len(ledger.amount_mismatches()),
+        **payment_figures(payments, ledger),
     }
     _report(record_property, figures)
 
-    assert in_flight_at_kill > 0, "the kill must hit payments waiting on the provider"
-    unanswered = [(p.reference, p.log) for p in payments if p.final is None]
-    assert not unanswered, f"no final answer: {unanswered}"
-    assert not [p.server_errors for p in payments if p.server_errors]
-    assert set(by_reference) == ours
-    assert all(len(rows) == 1 for rows in by_reference.values()), by_reference
-    assert set(statuses) <= FINAL_STATUSES, statuses
-    for payment in payments:
-        assert payment.final is not None
-        (row,) = by_reference[payment.reference]
-        # What the terminal was told is what pgw recorded.
-        assert (payment.final["id"], payment.final["status"]) == (row["id"], row["status"])
-    assert figures["double_charged"] == 0
-    assert ledger.orphan_authorizations() == []
-    assert ledger.amount_mismatches() == [], "pgw's record differs from the money moved"
+    assert at_kill.in_flight > 0, "the kill must hit payments waiting on the provider"
+    assert_each_recorded_once_as_told(payments, ledger)
+    assert set(figures["statuses"]) <= FINAL_STATUSES, figures["statuses"]
     assert figures["captured_and_charged"] + figures["cleanly_failed"] == PAYMENTS

@@ -13,23 +13,23 @@ import datetime as dt
 import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
-from loadtest.bench_platform import free_ports
 from tests.support.fault_platform import (
     FINAL_STATUSES,
     FaultPlatform,
     FaultTerminal,
     Ledger,
     TerminalPayment,
+    assert_each_recorded_once_as_told,
     card_body,
+    card_payments,
     new_key,
     pay_until_final,
+    paying_concurrently,
+    payment_figures,
 )
 from tests.support.pgw import wait_until
 from tests.support.tcp_proxy import TcpProxy
@@ -44,32 +44,6 @@ SETTLE_TIMEOUT_S = 40.0
 CLEAN_FAILURES = {"provider_unavailable", "provider_no_record"}
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def webhook_link() -> Iterator[TcpProxy]:
-    """The provider's webhooks reach pgw through this proxy, so a test can cut them off."""
-    (pgw_port,) = free_ports(1)
-    with TcpProxy(pgw_port) as proxy:
-        yield proxy
-
-
-@pytest.fixture(scope="module")
-def fault_overrides(webhook_link: TcpProxy) -> dict[str, Any]:
-    return {
-        "pgw_port": webhook_link.target[1],
-        "provider_webhook_url": f"http://{webhook_link.address}/v1/provider/webhooks",
-        # The retry-vs-reconciler test restarts the provider before the reconciler may look at
-        # the payment: 4 s leaves room for a slow restart on a busy machine.
-        "reconciler_min_age_s": 4.0,
-    }
-
-
-@pytest.fixture
-def webhooks(webhook_link: TcpProxy) -> Iterator[TcpProxy]:
-    """The provider-to-pgw webhook path, open again after the test whatever it did."""
-    yield webhook_link
-    webhook_link.restore()
 
 
 def _report(record_property: Any, title: str, figures: dict[str, Any]) -> None:
@@ -151,34 +125,10 @@ def test_provider_killed_mid_payment_every_payment_ends_captured_or_cleanly_fail
     the defect the next test pins down: then this test fails too, now and then."""
     platform, terminal = fault_platform, fault_terminal
     platform.provider_config(latency_ms=PROVIDER_LATENCY_MS)
-    run = new_key()[:8]
-    payments = [
-        TerminalPayment(
-            f"pkill-{run}-{i:02d}", new_key(), card_body(f"pkill-{run}-{i:02d}", 2000 + i)
-        )
-        for i in range(PAYMENTS)
-    ]
-    give_up_at = time.monotonic() + SETTLE_TIMEOUT_S
-    go = threading.Barrier(PAYMENTS + 1)
-
-    def terminal_pays(index: int) -> TerminalPayment:
-        go.wait()
-        time.sleep(index * STAGGER_S)
-        return pay_until_final(
-            platform.url_of("pgw"), terminal.headers, payments[index], give_up_at=give_up_at
-        )
-
-    with ThreadPoolExecutor(max_workers=PAYMENTS) as pool:
-        futures = [pool.submit(terminal_pays, i) for i in range(PAYMENTS)]
-        go.wait()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not (
-            sum(1 for p in payments if p.answered_at is not None) >= 3
-            and sum(1 for p in payments if p.in_flight) >= 5
-        ):
-            time.sleep(0.005)
-        answered_before_kill = sum(1 for p in payments if p.answered_at is not None)
-        in_flight_at_kill = sum(1 for p in payments if p.in_flight)
+    payments = card_payments("pkill", PAYMENTS, first_amount=2000)
+    with paying_concurrently(
+        platform, terminal, payments, stagger_s=STAGGER_S, give_up_s=SETTLE_TIMEOUT_S
+    ) as at_kill:
         platform.kill("provider")
         killed_at = time.monotonic()
         time.sleep(PROVIDER_DOWN_S)
@@ -186,46 +136,23 @@ def test_provider_killed_mid_payment_every_payment_ends_captured_or_cleanly_fail
         provider_back_at = time.monotonic()
         # The acquirer is as slow after its restart as before (a restart resets the knob).
         platform.provider_config(latency_ms=PROVIDER_LATENCY_MS)
-        for future in futures:
-            future.result()
     last_final = max((p.final_at or time.monotonic()) for p in payments)
 
     ledger = Ledger.read(platform, terminal.merchant_id)
-    by_reference = ledger.payments_by_reference()
-    statuses = Counter(str(p["status"]) for p in ledger.payments)
-    failure_codes = Counter(str(p["failure_code"]) for p in ledger.payments if p["failure_code"])
-    answers = Counter(entry for p in payments for entry in p.log)
     figures: dict[str, Any] = {
-        "attempted": PAYMENTS,
-        "answered_before_kill": answered_before_kill,
-        "in_flight_at_kill": in_flight_at_kill,
+        "answered_before_kill": at_kill.answered,
+        "in_flight_at_kill": at_kill.in_flight,
         "provider_down_s": round(provider_back_at - killed_at, 2),
         "all_final_s_after_provider_back": round(last_final - provider_back_at, 2),
-        "answers": dict(answers),
-        "recorded_at_pgw": len(by_reference),
-        "statuses": dict(statuses),
-        "failure_codes": dict(failure_codes),
-        "provider_authorizations": len(ledger.authorizations),
-        "double_charged": ledger.double_charged(),
-        "amount_mismatches": ledger.amount_mismatches(),
+        **payment_figures(payments, ledger),
     }
     _report(record_property, "provider kill -9 during payments", figures)
 
-    assert in_flight_at_kill > 0, "the kill must hit payments waiting on the provider"
-    unanswered = [(p.reference, p.log) for p in payments if p.final is None]
-    assert not unanswered, f"no final answer: {unanswered}"
-    assert not [p.server_errors for p in payments if p.server_errors]
-    assert set(by_reference) == {p.reference for p in payments}
-    assert all(len(rows) == 1 for rows in by_reference.values())
-    assert set(statuses) <= {"captured", "failed"}, statuses
-    assert set(failure_codes) <= CLEAN_FAILURES, failure_codes
-    for payment in payments:
-        assert payment.final is not None
-        (row,) = by_reference[payment.reference]
-        assert (payment.final["id"], payment.final["status"]) == (row["id"], row["status"])
-    assert ledger.orphan_authorizations() == []
-    assert ledger.amount_mismatches() == []
-    assert ledger.double_charged() == 0
+    assert at_kill.in_flight > 0, "the kill must hit payments waiting on the provider"
+    assert_each_recorded_once_as_told(payments, ledger)
+    assert set(figures["statuses"]) <= {"captured", "failed"}, figures["statuses"]
+    assert set(figures["failure_codes"]) <= CLEAN_FAILURES, figures["failure_codes"]
+    assert figures["captured_and_charged"] + figures["cleanly_failed"] == PAYMENTS
 
 
 def _pay_in_background(

@@ -13,14 +13,14 @@ import secrets
 from collections.abc import Iterator
 from typing import Any
 
-import asyncpg
 import pytest
 
 from backend.cli import build_parser
 from loadtest.bench import cmd_bench
 from loadtest.bench_load import percentile
 from loadtest.bench_run import BenchOptions, render, run_bench
-from tests.helpers import asyncpg_dsn, run, with_database
+from tests.helpers import run, with_database
+from tests.support.platform import _create_database, _drop_database
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -58,22 +58,6 @@ def test_mpac_bench_refuses_non_positive_sizes(capsys: pytest.CaptureFixture[str
     assert isinstance(args, argparse.Namespace)
     assert cmd_bench(args) == 2
     assert "must be positive" in capsys.readouterr().err
-
-
-async def _create_database(server_url: str, name: str) -> None:
-    connection = await asyncpg.connect(asyncpg_dsn(server_url))
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-
-
-async def _drop_database(server_url: str, name: str) -> None:
-    connection = await asyncpg.connect(asyncpg_dsn(server_url))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """A platform to break on purpose: every service an OS process that a test may SIGKILL.
 
-Built from ``loadtest/bench_platform.py``'s pieces (``ServiceProcess``, the embedded
-PostgreSQL/Redis in a state directory of its own), but with the settings a fault test needs:
+``loadtest/bench_platform.py``'s platform (each service ``mpac serve`` in a process of its
+own, PostgreSQL/Redis embedded in its state directory) with the settings a fault test needs:
 short provider and reconciler timeouts, a short webhook retry schedule, idempotency claims of a
 killed request taken over after seconds instead of a minute, and cheap password hashing. Tests
 change the provider's behaviour at runtime through its control API (:meth:`provider_config`)
@@ -13,29 +13,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
-import tempfile
+import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 
 from backend.core.authz import Role
-from backend.core.migrations import upgrade_all
-from backend.core.settings import SERVICE_NAMES, Settings
-from backend.runtime.embedded import (
-    Infrastructure,
-    ensure_field_encryption_keys,
-    ensure_s2s_keys,
-    infrastructure,
-)
-from loadtest.bench_platform import ServiceProcess, free_ports
+from loadtest.bench_platform import BenchPlatform, ServiceProcess, bench_platform
 from tests.helpers import asyncpg_dsn
 from tests.support.pgw import wait_for_directory
 from tests.support.portal import (
@@ -68,8 +60,9 @@ FAULT_SETTINGS: dict[str, Any] = {
     "idempotency_stale_after_s": 3,
     # The timeout card stalls longer than pgw waits, but not for long.
     "provider_timeout_delay_s": 3.0,
-    # About 20 s of delivery attempts, every second after the first half-second.
-    "provider_webhook_retry_schedule_s": ",".join(["0.5"] + ["1"] * 20),
+    # About 20 s of delivery attempts, every half-second: a webhook missed while pgw was down
+    # arrives soon after it is back.
+    "provider_webhook_retry_schedule_s": ",".join(["0.5"] * 40),
     "provider_webhook_timeout_s": 2.0,
     "provider_latency_ms": 0,
     "provider_failure_rate": 0.0,
@@ -95,14 +88,8 @@ class FaultTerminal:
 
 
 @dataclass
-class FaultPlatform:
-    settings: Settings
-    infra: Infrastructure
-    services: dict[str, ServiceProcess]
-    state_dir: Path
-
-    def url_of(self, service: str) -> str:
-        return self.settings.url_of(service)
+class FaultPlatform(BenchPlatform):
+    """:class:`BenchPlatform` with what a fault test does to it and reads back from it."""
 
     # -- processes ----------------------------------------------------------------------------
 
@@ -110,21 +97,12 @@ class FaultPlatform:
         """SIGKILL every process of ``service`` (no shutdown hooks run); returns their pids."""
         return kill_service(self.services[service])
 
-    def start(self, service: str, *, wait: bool = True) -> ServiceProcess:
+    def start(self, service: str) -> ServiceProcess:
         """A new process of ``service`` on the same port and settings (after :meth:`kill`)."""
         old = self.services[service]
-        if old.process is not None and old.process.poll() is None:
-            raise RuntimeError(f"{service} is still running (pid {old.process.pid})")
-        process = ServiceProcess(service, self.settings, self.state_dir, workers=old.workers)
-        self.services[service] = process.start()
-        if wait:
-            process.wait_ready()
-        return process
-
-    def restart(self, service: str) -> ServiceProcess:
-        """Graceful stop (SIGTERM) and start again."""
-        self.services[service].stop()
-        return self.start(service)
+        if self.is_running(service):
+            raise RuntimeError(f"{service} is still running (pids {old.server_pids()})")
+        return self.restart(service, workers=old.workers)
 
     def is_running(self, service: str) -> bool:
         process = self.services[service].process
@@ -132,11 +110,11 @@ class FaultPlatform:
 
     def heal(self) -> None:
         """Every service running and ready again, the provider's knobs back to the settings."""
-        for name in ("portal", "provider", "pgw", "smarttab"):
-            if not self.is_running(name):
-                self.start(name, wait=False)
-        for process in self.services.values():
-            process.wait_ready()
+        for name, process in self.services.items():
+            if self.is_running(name):
+                process.wait_ready()
+            else:
+                self.start(name)
         with self.provider() as provider:
             provider.delete("/v1/_control/config").raise_for_status()
 
@@ -197,54 +175,17 @@ class FaultPlatform:
         return FaultTerminal(psp_id, merchant_id, store_id, admin, terminal, token)
 
 
-def fault_settings(state_dir: Path, **overrides: Any) -> Settings:
-    """:data:`FAULT_SETTINGS` with ``overrides``; ports not given are picked free."""
-    given = {overrides[f"{name}_port"] for name in SERVICE_NAMES if f"{name}_port" in overrides}
-    free = iter(port for port in free_ports(2 * len(SERVICE_NAMES)) if port not in given)
-    ports = {f"{name}_port": overrides.get(f"{name}_port") or next(free) for name in SERVICE_NAMES}
-    values: dict[str, Any] = {
-        **FAULT_SETTINGS,
-        "database_url": "",
-        "redis_url": "",
-        "host": "127.0.0.1",
-        "portal_url": "",
-        "issuer": "",
-        **overrides,
-        **ports,
-        "state_dir": state_dir,
-    }
-    return ensure_s2s_keys(ensure_field_encryption_keys(Settings(**values)))
-
-
 @contextlib.contextmanager
 def run_fault_platform(**overrides: Any) -> Iterator[FaultPlatform]:
-    """Embedded PostgreSQL/Redis (unless ``database_url``/``redis_url`` are given), migrated,
-    and every service as its own ``mpac serve`` process, on :data:`FAULT_SETTINGS` updated
-    with ``overrides``."""
-    directory = Path(tempfile.mkdtemp(prefix="mpac-faults-"))
-    # Embedded PostgreSQL runs as another user when we are root: it must reach its data dir.
-    directory.chmod(0o755)
-    services: dict[str, ServiceProcess] = {}
-    try:
-        with infrastructure(fault_settings(directory, **overrides)) as infra:
-            settings = infra.settings
-            upgrade_all(settings.database_url)
-            # The portal first: it creates the signing key the others verify with.
-            for name in ("portal", "provider", "pgw", "smarttab"):
-                services[name] = ServiceProcess(name, settings, directory).start()
-            for process in services.values():
-                process.wait_ready()
-            platform = FaultPlatform(settings, infra, services, directory)
-            try:
-                yield platform
-            finally:
-                # A throwaway platform: a graceful stop would only wait for open connections.
-                for process in platform.services.values():
-                    kill_service(process)
-    finally:
-        for process in services.values():
-            kill_service(process)
-        shutil.rmtree(directory, ignore_errors=True)
+    """:func:`bench_platform` on :data:`FAULT_SETTINGS` updated with ``overrides``."""
+    with bench_platform(settings_overrides={**FAULT_SETTINGS, **overrides}) as bench:
+        platform = FaultPlatform(bench.settings, bench.infra, bench.services, bench.state_dir)
+        try:
+            yield platform
+        finally:
+            # A throwaway platform: a graceful stop would only wait for open connections.
+            for process in platform.services.values():
+                kill_service(process)
 
 
 def kill_service(process: ServiceProcess) -> list[int]:
@@ -347,6 +288,72 @@ def pay_until_final(
             time.sleep(retry_every_s)
 
 
+def card_payments(prefix: str, count: int, first_amount: int) -> list[TerminalPayment]:
+    """``count`` card payments, each with a reference, amount and Idempotency-Key of its own."""
+    run = new_key()[:8]
+    references = [f"{prefix}-{run}-{index:02d}" for index in range(count)]
+    return [
+        TerminalPayment(reference, new_key(), card_body(reference, first_amount + index))
+        for index, reference in enumerate(references)
+    ]
+
+
+@dataclass(frozen=True)
+class AtTheFault:
+    """Where the terminals' payments stood when the test broke something."""
+
+    answered: int
+    in_flight: int
+    not_sent: int
+
+
+@contextlib.contextmanager
+def paying_concurrently(
+    platform: FaultPlatform,
+    terminal: FaultTerminal,
+    payments: list[TerminalPayment],
+    *,
+    stagger_s: float,
+    give_up_s: float,
+    answered: int = 3,
+    in_flight: int = 5,
+) -> Iterator[AtTheFault]:
+    """Each payment paid by a terminal of its own (:func:`pay_until_final`), started
+    ``stagger_s`` apart: the body (the fault) runs once ``answered`` payments have an answer and
+    ``in_flight`` wait for one, while the last ones are not sent yet. Leaves when every terminal
+    has a final answer or gave up, ``give_up_s`` after the start."""
+    give_up_at = time.monotonic() + give_up_s
+    # Released together once every thread is up, so the stagger alone sets who is where.
+    go = threading.Barrier(len(payments) + 1)
+
+    def terminal_pays(index: int) -> TerminalPayment:
+        go.wait()
+        time.sleep(index * stagger_s)
+        return pay_until_final(
+            platform.url_of("pgw"), terminal.headers, payments[index], give_up_at=give_up_at
+        )
+
+    def now() -> AtTheFault:
+        return AtTheFault(
+            answered=sum(1 for p in payments if p.answered_at is not None),
+            in_flight=sum(1 for p in payments if p.in_flight),
+            not_sent=sum(1 for p in payments if p.sent_at is None),
+        )
+
+    with ThreadPoolExecutor(max_workers=len(payments)) as pool:
+        futures = [pool.submit(terminal_pays, index) for index in range(len(payments))]
+        go.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            state = now()
+            if state.answered >= answered and state.in_flight >= in_flight:
+                break
+            time.sleep(0.005)
+        yield now()
+        for future in futures:
+            future.result()
+
+
 # -- what the money says: pgw's payments against the provider's authorizations ----------------
 
 
@@ -411,3 +418,64 @@ class Ledger:
             for p in self.payments
             if int(p["amount_captured"]) != self.captured_at_provider(p["id"])
         ]
+
+
+def payment_figures(payments: list[TerminalPayment], ledger: Ledger) -> dict[str, Any]:
+    """What the terminals were told and what the money says, for a test's report."""
+    by_reference = ledger.payments_by_reference()
+    answers = Counter(entry for payment in payments for entry in payment.log)
+    return {
+        "attempted": len(payments),
+        "requests_sent": sum(answers.values()),
+        "answers": dict(answers),
+        "recorded_at_pgw": len(by_reference),
+        "max_payments_per_reference": max((len(v) for v in by_reference.values()), default=0),
+        "statuses": dict(Counter(str(p["status"]) for p in ledger.payments)),
+        "failure_codes": dict(
+            Counter(str(p["failure_code"]) for p in ledger.payments if p["failure_code"])
+        ),
+        "captured_and_charged": sum(
+            1
+            for p in ledger.payments
+            if p["status"] == "captured" and ledger.captured_at_provider(p["id"]) > 0
+        ),
+        "cleanly_failed": sum(
+            1
+            for p in ledger.payments
+            if p["status"] in ("failed", "declined") and ledger.captured_at_provider(p["id"]) == 0
+        ),
+        "provider_authorizations": len(ledger.authorizations),
+        "double_charged": ledger.double_charged(),
+        "amount_mismatches": len(ledger.amount_mismatches()),
+    }
+
+
+def assert_each_recorded_once_as_told(payments: list[TerminalPayment], ledger: Ledger) -> None:
+    """Every terminal got a final answer and never a 500; pgw recorded each payment once, as
+    the terminal was told; and the money agrees: nobody charged twice, no charge pgw does not
+    know about, every captured amount the provider's."""
+    # Messages carry the values: pytest does not rewrite asserts outside test modules.
+    unanswered = [(p.reference, p.log) for p in payments if p.final is None]
+    assert not unanswered, f"no final answer: {unanswered}"
+    server_errors = {p.reference: p.server_errors for p in payments if p.server_errors}
+    assert not server_errors, f"500s: {server_errors}"
+    by_reference = ledger.payments_by_reference()
+    references = {p.reference for p in payments}
+    assert set(by_reference) == references, (
+        f"not recorded: {references - set(by_reference)}, "
+        f"not sent: {set(by_reference) - references}"
+    )
+    twice = {reference: rows for reference, rows in by_reference.items() if len(rows) != 1}
+    assert not twice, f"recorded more than once: {twice}"
+    for payment in payments:
+        assert payment.final is not None
+        (row,) = by_reference[payment.reference]
+        told = (payment.final["id"], payment.final["status"])
+        assert told == (row["id"], row["status"]), (
+            f"{payment.reference}: the terminal was told {told}, pgw recorded {row}"
+        )
+    assert ledger.double_charged() == 0, f"charged twice: {ledger.authorizations}"
+    orphans = ledger.orphan_authorizations()
+    assert not orphans, f"charges pgw has no payment for: {orphans}"
+    mismatches = ledger.amount_mismatches()
+    assert not mismatches, f"pgw's record differs from the money moved: {mismatches}"
