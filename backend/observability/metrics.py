@@ -34,8 +34,10 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 class ServiceMetrics:
     service: str
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
-    # Read-at-scrape sources (name -> function), replaced when an app of the service restarts.
-    _sources: dict[str, Callable[[], Iterable[Metric]]] = field(default_factory=dict)
+    # Read-at-scrape sources by name; the latest added of each name is read. A stack, not one
+    # slot: a second app of the service in the process (tests, a restart) stops without taking
+    # the first one's source with it.
+    _sources: dict[str, list[Callable[[], Iterable[Metric]]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         labels = ["service"]
@@ -81,12 +83,13 @@ class ServiceMetrics:
         registry.register(_SourceCollector(self))
 
     def add_source(self, name: str, source: Callable[[], Iterable[Metric]]) -> None:
-        """Read ``source`` at every scrape (a later app of the same service replaces it)."""
-        self._sources[name] = source
+        """Read ``source`` at every scrape, in place of earlier ones of ``name`` until removed."""
+        self._sources.setdefault(name, []).append(source)
 
     def remove_source(self, name: str, source: Callable[[], Iterable[Metric]]) -> None:
-        if self._sources.get(name) is source:
-            del self._sources[name]
+        stack = self._sources.get(name, [])
+        if source in stack:
+            stack.remove(source)
 
 
 class _SourceCollector(Collector):
@@ -94,8 +97,9 @@ class _SourceCollector(Collector):
         self.metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
-        for source in list(self.metrics._sources.values()):
-            yield from source()
+        for stack in list(self.metrics._sources.values()):
+            if stack:
+                yield from stack[-1]()
 
 
 _lock = threading.Lock()

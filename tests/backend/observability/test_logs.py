@@ -132,14 +132,18 @@ def captured_lines() -> Iterator[io.StringIO]:
     handler.addFilter(ContextFilter())
     root = logging.getLogger()
     access = logging.getLogger("mpac.access")
-    previous_level = access.level
+    previous = access.level, access.disabled
     access.setLevel(logging.INFO)
+    # A dictConfig earlier in the session (locust's, in tests/loadtest) disables every logger
+    # that existed then; the services' own configure_logging never does.
+    access.disabled = False
     root.addHandler(handler)
     try:
         yield stream
     finally:
         root.removeHandler(handler)
-        access.setLevel(previous_level)
+        access.setLevel(previous[0])
+        access.disabled = previous[1]
 
 
 def _lines(stream: io.StringIO) -> list[dict[str, Any]]:

@@ -204,3 +204,18 @@ def test_a_metrics_token_keeps_strangers_from_scraping(test_settings: Settings) 
     assert wrong.status_code == 401
     assert allowed.status_code == 200
     assert "mpac_http_requests_total" in allowed.text
+
+
+def test_another_app_of_the_service_stopping_keeps_the_running_ones_gauges(
+    test_settings: Settings, pgw_client: httpx.Client
+) -> None:
+    # What a test, or a restart within the process, does: a second pgw app starts and stops.
+    async def start_and_stop_another_pgw() -> None:
+        app = create_pgw_app(test_settings)
+        async with app.router.lifespan_context(app):
+            pass
+
+    asyncio.run(start_and_stop_another_pgw())
+
+    samples = scrape(pgw_client)
+    assert value(samples, "mpac_db_pool_size", service="pgw") == test_settings.db_pool_size
