@@ -12,7 +12,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from backend.observability.metrics import service_metrics
 from backend.observability.tracing import extract_context, tracer
 
-access_logger = logging.getLogger("mpac.access")
+ACCESS_LOGGER = "mpac.access"
+access_logger = logging.getLogger(ACCESS_LOGGER)
 
 # Scraped or probed every few seconds: counted, but neither traced nor written to the access log.
 QUIET_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
@@ -100,7 +101,9 @@ class ObservabilityMiddleware:
                         path,
                         status,
                         elapsed_ms,
-                        extra={"http": {"route": route, "status": status, "ms": elapsed_ms}},
+                        extra={
+                            "http": {"route": route, "status": status, "ms": round(elapsed_ms, 1)}
+                        },
                     )
         finally:
             in_flight.dec()

@@ -25,6 +25,7 @@ import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.core.settings import SERVICE_NAMES, Settings
+from backend.observability.middleware import ACCESS_LOGGER
 from backend.runtime.log_setup import ServiceLogContext, set_log_service
 
 logger = logging.getLogger(__name__)
@@ -193,6 +194,9 @@ class Platform:
         return self._exit_requested
 
     def _prepare(self) -> list[_Service]:
+        if not self._access_log:
+            # The per-request access line only; everything else the services log still shows.
+            logging.getLogger(ACCESS_LOGGER).setLevel(logging.WARNING)
         prepared: list[_Service] = []
         sockets: list[socket.socket] = []
         try:
@@ -216,7 +220,8 @@ class Platform:
                     lifespan="on",
                     log_config=None,
                     log_level=self._log_level,
-                    access_log=self._access_log,
+                    # Our middleware writes the access line (route, tenant, trace ids).
+                    access_log=False,
                     server_header=False,
                     # permessage-deflate keeps a zlib context per socket (about 40 KiB of an
                     # idle device's ~90 KiB on smarttab) to shrink JSON events of a few hundred
