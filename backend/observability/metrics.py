@@ -9,15 +9,22 @@ template, never the raw path (ids would make a series per payment), and status c
 Domain code counts through :func:`service_metrics`, e.g. pgw's payment transitions and the
 provider's webhook deliveries; gauges that already exist as state (the database pool, the
 smarttab hub's sockets) are read when scraped, so the hot path pays nothing for them.
+
+Under ``mpac serve --workers N`` the supervisor gives its workers one
+``PROMETHEUS_MULTIPROC_DIR``: counters, histograms and the in-flight gauge are then kept in
+files there, and whichever worker answers a scrape reports the sum over all of them (the
+client library's multiprocess mode). The read-at-scrape gauges stay those of the answering
+worker, labelled with its ``pid``.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
@@ -34,6 +41,8 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 class ServiceMetrics:
     service: str
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    # What is read when scraped (pool, sockets): per process, whatever the mode.
+    scrape_time: CollectorRegistry = field(default_factory=CollectorRegistry)
     # Read-at-scrape sources by name; the latest added of each name is read. A stack, not one
     # slot: a second app of the service in the process (tests, a restart) stops without taking
     # the first one's source with it.
@@ -60,6 +69,8 @@ class ServiceMetrics:
             "Requests being handled now.",
             labels,
             registry=registry,
+            # Summed over the live workers of `serve --workers` (ignored in one process).
+            multiprocess_mode="livesum",
         )
         self.problems = Counter(
             "mpac_problems",
@@ -80,7 +91,7 @@ class ServiceMetrics:
             [*labels, "direction", "outcome"],
             registry=registry,
         )
-        registry.register(_SourceCollector(self))
+        self.scrape_time.register(_SourceCollector(self))
 
     def add_source(self, name: str, source: Callable[[], Iterable[Metric]]) -> None:
         """Read ``source`` at every scrape, in place of earlier ones of ``name`` until removed."""
@@ -97,9 +108,24 @@ class _SourceCollector(Collector):
         self.metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
+        worker = str(os.getpid()) if multiprocess_dir() else None
         for stack in list(self.metrics._sources.values()):
-            if stack:
-                yield from stack[-1]()
+            if not stack:
+                continue
+            for metric in stack[-1]():
+                yield _with_worker(metric, worker) if worker else metric
+
+
+def _with_worker(metric: Metric, pid: str) -> Metric:
+    labelled = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+    for sample in metric.samples:
+        labelled.add_sample(sample.name, {**sample.labels, "pid": pid}, sample.value)
+    return labelled
+
+
+def multiprocess_dir() -> str | None:
+    """Where the workers of one ``serve --workers`` share their metrics (None: one process)."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
 _lock = threading.Lock()
@@ -116,8 +142,16 @@ def service_metrics(service: str) -> ServiceMetrics:
 
 
 def render_metrics(service: str) -> bytes:
-    """The Prometheus text exposition of ``service``'s registry."""
-    return generate_latest(service_metrics(service).registry)
+    """The Prometheus text exposition of ``service``: its metrics (summed over the workers of
+    ``serve --workers``) and the gauges read from this process."""
+    metrics = service_metrics(service)
+    if multiprocess_dir():
+        shared = CollectorRegistry()
+        multiprocess.MultiProcessCollector(shared)
+        counted = generate_latest(shared)
+    else:
+        counted = generate_latest(metrics.registry)
+    return counted + generate_latest(metrics.scrape_time)
 
 
 def database_pool_source(service: str, engine: AsyncEngine) -> Callable[[], Iterable[Metric]]:

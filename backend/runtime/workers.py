@@ -20,9 +20,11 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from types import FrameType
@@ -114,9 +116,12 @@ def run_workers(
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     children: list[subprocess.Popen[bytes]] = []
+    # The workers' shared metrics (backend/observability/metrics.py): a fresh directory per run,
+    # since files left by an earlier run's workers would be summed in.
+    metrics_dir = tempfile.mkdtemp(prefix=f"mpac-{service}-metrics-")
     try:
         command = _child_command(service, settings, log_level=log_level, state_dir=state_dir)
-        env = _child_env(settings)
+        env = {**_child_env(settings), "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
         for _ in range(workers):
             children.append(
                 subprocess.Popen(  # noqa: S603
@@ -145,5 +150,6 @@ def run_workers(
         _stop(children)
         raise
     finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)

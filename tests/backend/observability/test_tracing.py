@@ -17,6 +17,7 @@ import pytest
 
 from backend.core.settings import Settings
 from backend.observability.otlp_sink import OtlpSink, ReceivedSpan, render_trace
+from backend.observability.tracing import otlp_traces_endpoint
 from loadtest.bench_platform import BenchPlatform, bench_platform
 from tests.support.pgw import PayingTerminal, paying_terminal
 from tests.support.realtime import open_stream
@@ -129,3 +130,19 @@ def test_a_tab_payment_is_one_trace_from_smarttab_through_pgw_to_the_device(
     assert of_payment
     assert [e["seq"] for e in of_payment] == sorted(s.attributes["mpac.event_seq"] for s in pushes)
     assert all(e["seq"] < of_payment[0]["seq"] for e in pushed if e not in of_payment)
+
+
+def test_export_is_off_unless_an_endpoint_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings(otlp_endpoint="")
+
+    assert otlp_traces_endpoint(settings) == ""
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")
+    assert otlp_traces_endpoint(settings) == "http://collector:4318/v1/traces"
+    # The signal-specific variable is used as given, as the OTLP exporter does.
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://tempo:4318/otlp/v1/traces")
+    assert otlp_traces_endpoint(settings) == "http://tempo:4318/otlp/v1/traces"
+    # MPAC_OTLP_ENDPOINT wins over both.
+    mine = Settings(otlp_endpoint="http://127.0.0.1:4318")
+    assert otlp_traces_endpoint(mine) == "http://127.0.0.1:4318/v1/traces"

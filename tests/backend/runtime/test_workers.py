@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from backend.core.settings import Settings
 from backend.runtime.server import PlatformStartupError, _listen
@@ -112,3 +113,45 @@ def test_listen_with_reuse_port_lets_two_sockets_bind_one_port() -> None:
             _listen("pgw", "127.0.0.1", port).close()
     finally:
         first.close()
+
+
+def _healthz_count(url: str) -> tuple[float, set[str]]:
+    """One scrape over a new connection: the /healthz request count and the pids it labels."""
+    with httpx.Client(base_url=url, timeout=10) as client:
+        text = client.get("/metrics").text
+    count, pids = 0.0, set()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "mpac_http_requests_total" and sample.labels["route"] == "/healthz":
+                count += sample.value
+            if "pid" in sample.labels:
+                pids.add(sample.labels["pid"])
+    return count, pids
+
+
+def test_every_worker_reports_the_requests_of_all_workers(
+    test_settings: Settings, tmp_path: Path
+) -> None:
+    (port,) = free_ports(1)
+    log = tmp_path / "serve.log"
+    url = f"http://127.0.0.1:{port}"
+    supervisor = _serve(test_settings, port, log, "--workers", "2")
+    try:
+        assert len(_pids_answering(test_settings, url, want=2)) == 2, log.read_text()
+        before, _ = _healthz_count(url)
+        for _ in range(40):
+            # A new connection each time: the kernel spreads them over both workers.
+            assert httpx.get(url + "/healthz", timeout=10).status_code == 200
+
+        scrapes = [_healthz_count(url)]
+        # New connections until both workers have answered a scrape (the kernel picks).
+        while len(set().union(*(pids for _, pids in scrapes))) < 2 and len(scrapes) < 60:
+            scrapes.append(_healthz_count(url))
+    finally:
+        supervisor.send_signal(signal.SIGINT)
+        supervisor.wait(timeout=60)
+
+    # Whichever worker answers, the counter is the sum over both (not about half of it).
+    assert {count - before for count, _ in scrapes} == {40.0}
+    # The gauges read at scrape time are the answering worker's, labelled with its pid.
+    assert len(set().union(*(pids for _, pids in scrapes))) == 2
