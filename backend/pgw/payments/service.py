@@ -10,6 +10,7 @@ idempotently (it is the provider reference), so nothing is charged twice.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 from typing import Any
@@ -75,16 +76,40 @@ async def transition(
     on_commit(session, lambda: PAYMENTS.labels("pgw", target.value, method).inc())
     payment.updated_at = now
     payment.version += 1
+    await record_payment_event(
+        session,
+        payment,
+        event_type=event_type,
+        from_status=current.value,
+        actor=actor,
+        amount=amount,
+        data=data,
+        at=now,
+    )
+
+
+async def record_payment_event(
+    session: AsyncSession,
+    payment: Payment,
+    *,
+    event_type: str,
+    from_status: str,
+    actor: str | None,
+    amount: int | None = None,
+    data: dict[str, Any] | None = None,
+    at: dt.datetime | None = None,
+) -> None:
+    """Add to the payment's history; ``to_status`` is the status it has now."""
     await PaymentEventWriter(session).add(
         PaymentEvent(
-            created_at=now,
+            created_at=at or utcnow(),
             payment_id=payment.id,
             psp_id=payment.psp_id,
             merchant_id=payment.merchant_id,
             store_id=payment.store_id,
             event_type=event_type,
-            from_status=current.value,
-            to_status=target.value,
+            from_status=from_status,
+            to_status=payment.status,
             amount=amount,
             actor=actor,
             data=data or {},
@@ -405,8 +430,7 @@ class PaymentService:
                 code="capture_exceeds_authorized",
                 authorized=authorized_total,
             )
-        assert payment.provider_reference is not None
-        result = await self._provider(connector.capture(payment.provider_reference, amount))
+        result = await self._provider(self._capture_at_provider(connector, payment, amount))
         payment.amount_captured = result.amount_captured or amount
         payment.captured_at = utcnow()
         await transition(
@@ -420,6 +444,28 @@ class PaymentService:
             data={"released": authorized_total - payment.amount_captured},
         )
         return payment
+
+    async def _capture_at_provider(
+        self, connector: PaymentConnector, payment: Payment, amount: int
+    ) -> Authorization:
+        """The provider's capture, or the capture an earlier attempt already made there.
+
+        The provider captures once and refuses a second capture (``already_captured``) without
+        saying what it captured. Only pgw captures this authorization, and the payment is still
+        ``authorized`` under its row lock, so that refusal means an earlier attempt whose answer
+        was lost (a provider timeout: 504, retried with the same key) did capture: pgw records
+        what the provider holds instead of refusing every retry while the card stays charged.
+        """
+        assert payment.provider_reference is not None
+        try:
+            return await connector.capture(payment.provider_reference, amount)
+        except ProviderRejected as rejected:
+            if rejected.code != "already_captured":
+                raise
+            found = await connector.find_authorization(payment.id)
+            if found is None or not found.captured:
+                raise
+            return found
 
     async def void(
         self,

@@ -13,9 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from backend.core.errors import ServiceUnavailable
 from backend.core.models import utcnow
 from backend.pgw.connectors.base import Authorization, PaymentConnector, ProviderError, QrPayment
-from backend.pgw.models import Payment, PaymentEvent
-from backend.pgw.payments.repository import PaymentEventWriter
-from backend.pgw.payments.service import apply_authorization, apply_qr_status, transition
+from backend.pgw.models import Payment
+from backend.pgw.payments.service import (
+    apply_authorization,
+    apply_qr_status,
+    record_payment_event,
+    transition,
+)
 from backend.pgw.payments.states import PaymentStatus, can_transition
 from backend.pgw.webhooks.repository import ProviderEventRepository, ProviderPaymentRepository
 
@@ -150,20 +154,14 @@ class ProviderEventService:
             payment.failure_code,
             how,
         )
-        await PaymentEventWriter(session).add(
-            PaymentEvent(
-                created_at=utcnow(),
-                payment_id=payment.id,
-                psp_id=payment.psp_id,
-                merchant_id=payment.merchant_id,
-                store_id=payment.store_id,
-                event_type="payment.late_approval_reversed",
-                from_status=payment.status,
-                to_status=payment.status,
-                amount=authorization.amount_captured or payment.amount + payment.tip_amount,
-                actor=SYSTEM_ACTOR,
-                data={"via": "webhook", "reversal": how},
-            )
+        await record_payment_event(
+            session,
+            payment,
+            event_type="payment.late_approval_reversed",
+            from_status=payment.status,
+            actor=SYSTEM_ACTOR,
+            amount=authorization.amount_captured or payment.amount + payment.tip_amount,
+            data={"via": "webhook", "reversal": how},
         )
         return f"reversed_late_approval_{how}"
 
