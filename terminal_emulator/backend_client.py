@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from terminal_emulator.tracing import outgoing_traceparent
+
 log = logging.getLogger(__name__)
 
 TokenProvider = Callable[[], Awaitable[str]]
@@ -128,6 +130,9 @@ class _AuthorizedClient:
     ) -> tuple[int, Any]:
         token = await self._token()
         all_headers = {"authorization": f"Bearer {token}", **(headers or {})}
+        traceparent = outgoing_traceparent()
+        if traceparent is not None:
+            all_headers["traceparent"] = traceparent
         response = await _send(
             self.http, method, self.base_url + path, headers=all_headers, **kwargs
         )

@@ -66,6 +66,7 @@ from terminal_emulator.contract import (
 )
 from terminal_emulator.hardware import CardData, CustomerCancelled
 from terminal_emulator.identity import IdentityError
+from terminal_emulator.tracing import request_trace_id, traced_request
 
 log = logging.getLogger(__name__)
 
@@ -243,11 +244,16 @@ class CreditCardApplication(Application):
 
     async def _run(self, operation: Operation) -> TransactionResult:
         request = operation.request
+        trace_id = request_trace_id(
+            self.services.identity.terminal_id or "unenrolled", request.request_id
+        )
+        self.log.i(TAG, f"{request.request_id} trace {trace_id}")
         try:
-            if operation.resumed:
-                result = await self._resolve(operation)
-            else:
-                result = await self._work(operation)
+            with traced_request(trace_id):
+                if operation.resumed:
+                    result = await self._resolve(operation)
+                else:
+                    result = await self._work(operation)
         except _Failure as failure:
             result = failure.result
         except IdentityError as error:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-import io
 import json
 import logging
 import sys
@@ -25,6 +24,7 @@ from backend.observability.logs import (
     set_log_service,
 )
 from tests.support.pgw import PayingTerminal, card_payment
+from tests.support.service_logs import CapturedLogs, captured_service_logs
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
@@ -124,34 +124,13 @@ def test_a_line_carries_the_service_and_tenant_of_its_context() -> None:
 
 
 @pytest.fixture
-def captured_lines() -> Iterator[io.StringIO]:
-    """Every record of the running platform, formatted as the services format them."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    handler.addFilter(ContextFilter())
-    root = logging.getLogger()
-    access = logging.getLogger("mpac.access")
-    previous = access.level, access.disabled
-    access.setLevel(logging.INFO)
-    # A dictConfig earlier in the session (locust's, in tests/loadtest) disables every logger
-    # that existed then; the services' own configure_logging never does.
-    access.disabled = False
-    root.addHandler(handler)
-    try:
-        yield stream
-    finally:
-        root.removeHandler(handler)
-        access.setLevel(previous[0])
-        access.disabled = previous[1]
-
-
-def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+def captured() -> Iterator[CapturedLogs]:
+    with captured_service_logs() as logs:
+        yield logs
 
 
 def test_a_payment_request_logs_its_request_trace_and_tenant_ids(
-    paying: PayingTerminal, pgw_client: httpx.Client, captured_lines: io.StringIO
+    paying: PayingTerminal, pgw_client: httpx.Client, captured: CapturedLogs
 ) -> None:
     response = pgw_client.post(
         "/v1/payments",
@@ -161,7 +140,7 @@ def test_a_payment_request_logs_its_request_trace_and_tenant_ids(
     assert response.status_code == 201, response.text
     request_id = response.headers["x-request-id"]
 
-    mine = [line for line in _lines(captured_lines) if line.get("request_id") == request_id]
+    mine = [line for line in captured.lines() if line.get("request_id") == request_id]
     access = [line for line in mine if line["logger"] == "mpac.access"]
     assert len(access) == 1, mine
     line = access[0]
@@ -173,16 +152,16 @@ def test_a_payment_request_logs_its_request_trace_and_tenant_ids(
     assert line["principal"] == "device"
     assert line["extra"]["http"]["route"] == "/v1/payments"
     assert line["extra"]["http"]["status"] == 201
-    assert "4242424242424242" not in captured_lines.getvalue()
+    assert "4242424242424242" not in captured.text
 
 
 def test_a_card_number_in_a_url_is_masked_in_the_access_line(
-    paying: PayingTerminal, pgw_client: httpx.Client, captured_lines: io.StringIO
+    paying: PayingTerminal, pgw_client: httpx.Client, captured: CapturedLogs
 ) -> None:
     # A confused client putting a PAN where a payment id belongs: refused, and not logged.
     response = pgw_client.get("/v1/payments/4242424242424242", headers=paying.headers)
 
     assert response.status_code == 422
-    text = captured_lines.getvalue()
+    text = captured.text
     assert "4242424242424242" not in text
     assert "/v1/payments/************4242" in text

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import Callable
 
+from terminal_emulator.android import LogFilter
 from terminal_emulator.contract import (
     CREDIT_CARD_PACKAGE,
     Action,
@@ -29,6 +30,7 @@ from terminal_emulator.hardware import (
     tap,
 )
 from terminal_emulator.terminal import EmulatedTerminal
+from tests.support.service_logs import captured_service_logs
 from tests.terminal_emulator.apps.conftest import Registered
 from tests.terminal_emulator.apps.helpers import (
     broadcast,
@@ -381,3 +383,26 @@ def test_business_app_asks_again_when_the_card_app_dies(make_terminal: MakeTermi
             assert truth.error_code is ErrorCode.INTERRUPTED
 
     asyncio.run(scenario())
+
+
+def test_the_trace_id_the_terminal_logs_is_the_one_the_backend_lines_carry(
+    make_terminal: MakeTerminal,
+) -> None:
+    async def scenario() -> tuple[str, list[str], list[dict[str, object]]]:
+        terminal, _ = make_terminal(card_reader=ScriptedCardReader([tap(APPROVED)]))
+        async with terminal:
+            request = payment()
+            with captured_service_logs() as logs:
+                result = await broadcast(terminal, request)
+            assert result is not None
+            assert result.status is Status.APPROVED, result
+            lines = terminal.device.logcat.dump(LogFilter.parse(["CreditCardApp:I", "*:S"]))
+            return request.request_id, lines, logs.access_lines("pgw")
+
+    request_id, logcat, pgw_lines = asyncio.run(scenario())
+
+    (traced,) = [line for line in logcat if f"{request_id} trace " in line]
+    trace_id = traced.rsplit(" trace ", 1)[1].strip()
+    created = [line for line in pgw_lines if str(line["msg"]).startswith("POST /v1/payments ")]
+    assert created, pgw_lines
+    assert {line["trace_id"] for line in created} == {trace_id}
