@@ -60,10 +60,17 @@ class ObservabilityMiddleware:
         in_flight = self.metrics.http_in_flight.labels(self.service)
         in_flight.inc()
 
+        traceresponse: bytes | None = None
+
         async def send_observed(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if traceresponse is not None:
+                    message["headers"] = [
+                        *message.get("headers", []),
+                        (b"traceresponse", traceresponse),
+                    ]
             await send(message)
 
         try:
@@ -81,6 +88,14 @@ class ObservabilityMiddleware:
                 kind=SpanKind.SERVER,
                 attributes={"http.request.method": method, "url.path": path},
             ) as span:
+                # W3C Trace Context level 2: the caller learns the trace its request joined
+                # (a terminal or a QA report can quote it, like the request id).
+                context = span.get_span_context()
+                if context.is_valid:
+                    traceresponse = (
+                        f"00-{context.trace_id:032x}-{context.span_id:016x}-"
+                        f"{int(context.trace_flags):02x}"
+                    ).encode()
                 try:
                     await self.app(scope, receive, send_observed)
                 finally:

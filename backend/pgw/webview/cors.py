@@ -15,6 +15,9 @@ PAYMENT_TOKEN_API = CorsPolicy(
         "idempotency-key",
         "x-request-id",
         "last-event-id",
+        # A page may continue its own trace into pgw (docs/observability.md).
+        "traceparent",
+        "tracestate",
     ),
     expose_headers=(
         "x-request-id",
@@ -22,6 +25,7 @@ PAYMENT_TOKEN_API = CorsPolicy(
         "location",
         "retry-after",
         "www-authenticate",
+        "traceresponse",
     ),
 )
 # A merchant's page on its own origin loads the SDK as a module script, which browsers fetch in

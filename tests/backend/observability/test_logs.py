@@ -23,6 +23,7 @@ from backend.observability.logs import (
     mask_fields,
     set_log_service,
 )
+from backend.runtime.server import PlatformThread
 from tests.support.pgw import PayingTerminal, card_payment
 from tests.support.service_logs import CapturedLogs, captured_service_logs
 
@@ -124,7 +125,8 @@ def test_a_line_carries_the_service_and_tenant_of_its_context() -> None:
 
 
 @pytest.fixture
-def captured() -> Iterator[CapturedLogs]:
+def captured(platform: PlatformThread) -> Iterator[CapturedLogs]:
+    # After the platform started: an embedded platform quiets the access line when it starts.
     with captured_service_logs() as logs:
         yield logs
 
@@ -139,6 +141,8 @@ def test_a_payment_request_logs_its_request_trace_and_tenant_ids(
     )
     assert response.status_code == 201, response.text
     request_id = response.headers["x-request-id"]
+    # The caller is told which trace its request joined (W3C traceresponse).
+    assert response.headers["traceresponse"].split("-")[1] == TRACE_ID
 
     mine = [line for line in captured.lines() if line.get("request_id") == request_id]
     access = [line for line in mine if line["logger"] == "mpac.access"]
