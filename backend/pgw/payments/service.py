@@ -562,11 +562,14 @@ class PaymentService:
         try:
             return await call
         except ProviderTimeout as exc:
+            # The provider may still act on it (the retry finds out and records it once).
             raise Problem(
-                "The payment provider did not answer; retry with the same Idempotency-Key.",
+                "The payment provider did not answer in time; it may still have acted. Retry "
+                "with the same Idempotency-Key.",
                 code="provider_timeout",
                 status=504,
                 title="Provider timeout",
+                headers={"Retry-After": "2"},
             ) from exc
         except ProviderUnavailable as exc:
             raise Problem(
@@ -574,6 +577,7 @@ class PaymentService:
                 code="provider_unavailable",
                 status=503,
                 title="Provider unavailable",
+                headers={"Retry-After": "2"},
             ) from exc
         except ProviderRejected as exc:
             raise Conflict(
