@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,11 +150,16 @@ class ServiceProcess:
             return []
         return [child.pid for child in children]
 
-    def stop(self, timeout_s: float = 30.0) -> None:
+    def request_stop(self) -> None:
+        """SIGTERM without waiting: several services drain at once (see :func:`stop_all`)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait_stopped(self, timeout_s: float = 30.0) -> None:
+        """Wait for a stop already requested; kill the service (and workers) if it hangs."""
         process = self.process
         if process is None or process.poll() is not None:
             return
-        process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -163,6 +168,19 @@ class ServiceProcess:
                     psutil.Process(pid).kill()
             process.kill()
             process.wait(timeout=10)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self.request_stop()
+        self.wait_stopped(timeout_s)
+
+
+def stop_all(processes: Iterable[ServiceProcess]) -> None:
+    """Stop every service, all draining at the same time rather than one after the other."""
+    running = list(processes)
+    for process in running:
+        process.request_stop()
+    for process in running:
+        process.wait_stopped()
 
 
 @dataclass
@@ -253,10 +271,8 @@ def bench_platform(
             try:
                 yield platform
             finally:
-                for process in platform.services.values():
-                    process.stop()
+                stop_all(platform.services.values())
     finally:
-        for process in services.values():
-            process.stop()
+        stop_all(services.values())
         if own_dir and not keep_state:
             shutil.rmtree(directory, ignore_errors=True)

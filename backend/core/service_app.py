@@ -46,6 +46,19 @@ _SECURITY_HEADERS = [
 ]
 
 
+_API_CONTENT_TYPES = (b"application/json", b"application/problem+json")
+_API_CSP = b"default-src 'none'; frame-ancestors 'none'"
+_HSTS = b"max-age=31536000; includeSubDomains"
+
+
+def _reached_over_tls(scope: Scope) -> bool:
+    """HTTPS here or at the proxy in front (which then says so in X-Forwarded-Proto)."""
+    if scope.get("scheme") == "https":
+        return True
+    forwarded = dict(scope.get("headers") or []).get(b"x-forwarded-proto", b"")
+    return forwarded.split(b",")[0].strip().lower() == b"https"
+
+
 class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -55,11 +68,23 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
 
+        behind_tls = _reached_over_tls(scope)
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
+                headers = message.get("headers", [])
+                present = {name.lower(): value for name, value in headers}
                 extra = [(n, v) for n, v in _SECURITY_HEADERS if n not in present]
-                message["headers"] = [*message.get("headers", []), *extra]
+                content_type = present.get(b"content-type", b"")
+                if b"content-security-policy" not in present and content_type.startswith(
+                    _API_CONTENT_TYPES
+                ):
+                    # OWASP's API rule: a JSON answer opened as a document runs and embeds
+                    # nothing. Pages (the docs UI, the WebView demo) set their own policy.
+                    extra.append((b"content-security-policy", _API_CSP))
+                if behind_tls and b"strict-transport-security" not in present:
+                    extra.append((b"strict-transport-security", _HSTS))
+                message["headers"] = [*headers, *extra]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

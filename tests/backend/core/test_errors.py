@@ -67,6 +67,29 @@ def test_problems_carry_the_security_headers(service_client: httpx.Client) -> No
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["x-frame-options"] == "DENY"
+    assert (
+        response.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    )
+    # Plain HTTP (a local run): HSTS would be meaningless, and wrong if sent.
+    assert "strict-transport-security" not in response.headers
+
+
+def test_json_answers_forbid_running_anything_and_pages_keep_their_policy(
+    service_client: httpx.Client,
+) -> None:
+    health = service_client.get("/healthz")
+    docs = service_client.get("/docs")
+
+    assert health.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert docs.status_code == 200
+    # The docs UI loads its script and styles: no API policy forced onto an HTML page.
+    assert "content-security-policy" not in docs.headers
+
+
+def test_behind_a_tls_proxy_answers_carry_hsts(service_client: httpx.Client) -> None:
+    response = service_client.get("/healthz", headers={"X-Forwarded-Proto": "https"})
+
+    assert response.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
 
 
 def test_a_safe_caller_request_id_is_echoed_into_the_problem(
