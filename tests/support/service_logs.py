@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,6 +31,19 @@ class CapturedLogs:
             for line in self.lines()
             if line["logger"] == ACCESS_LOGGER and service in (None, line["service"])
         ]
+
+    def access_line(self, request_id: str, *, timeout_s: float = 5.0) -> dict[str, Any]:
+        """The access line of one request. It is written once the response has gone out (it
+        times the whole exchange), so a client that has its answer may be a moment early."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = [line for line in self.access_lines() if line.get("request_id") == request_id]
+            if found:
+                (line,) = found
+                return line
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no access line for request {request_id}:\n{self.text}")
+            time.sleep(0.02)
 
 
 @contextmanager

@@ -394,8 +394,10 @@ def test_the_trace_id_the_terminal_logs_is_the_one_the_backend_lines_carry(
             request = payment()
             with captured_service_logs() as logs:
                 result = await broadcast(terminal, request)
-            assert result is not None
-            assert result.status is Status.APPROVED, result
+                assert result is not None
+                assert result.status is Status.APPROVED, result
+                # Access lines are written once each response has gone out.
+                await asyncio.sleep(0.5)
             lines = terminal.device.logcat.dump(LogFilter.parse(["CreditCardApp:I", "*:S"]))
             return request.request_id, lines, logs.access_lines("pgw")
 
