@@ -389,7 +389,7 @@ def test_the_trace_id_the_terminal_logs_is_the_one_the_backend_lines_carry(
     make_terminal: MakeTerminal,
 ) -> None:
     async def scenario() -> tuple[str, list[str], list[dict[str, object]]]:
-        terminal, _ = make_terminal(card_reader=ScriptedCardReader([tap(APPROVED)]))
+        terminal, registered = make_terminal(card_reader=ScriptedCardReader([tap(APPROVED)]))
         async with terminal:
             request = payment()
             with captured_service_logs() as logs:
@@ -399,7 +399,13 @@ def test_the_trace_id_the_terminal_logs_is_the_one_the_backend_lines_carry(
                 # Access lines are written once each response has gone out.
                 await asyncio.sleep(0.5)
             lines = terminal.device.logcat.dump(LogFilter.parse(["CreditCardApp:I", "*:S"]))
-            return request.request_id, lines, logs.access_lines("pgw")
+            # This terminal's lines only: an earlier test's terminal may still be at work.
+            mine = [
+                line
+                for line in logs.access_lines("pgw")
+                if line.get("store_id") == registered.store_id
+            ]
+            return request.request_id, lines, mine
 
     request_id, logcat, pgw_lines = asyncio.run(scenario())
 
